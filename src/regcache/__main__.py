@@ -1,0 +1,3 @@
+from regcache.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""The `docker buildx build` command line, as a pure function of the settings and the decisions made."""
+
+from __future__ import annotations
+
+from regcache.settings import Settings
+
+
+def cache_from(cache_ref: str) -> str:
+    return f"type=registry,ref={cache_ref}"
+
+
+def cache_to(cache_ref: str, *, mode: str, compression: str, fail_on_error: bool) -> str:
+    # oci-mediatypes is needed for zstd and estargz layers; ignore-error keeps a failed export a warning.
+    return (f"type=registry,ref={cache_ref},mode={mode},compression={compression},"
+            f"oci-mediatypes=true,ignore-error={str(not fail_on_error).lower()}")
+
+
+def build_argv(s: Settings, *, cache_ref: str, read: bool, write: bool, builder: str,
+               metadata_file: str, iidfile: str) -> list[str]:
+    argv = ["docker", "buildx", "build", "--progress=rawjson", "--file", str(s.file)]
+    if builder:
+        argv += ["--builder", builder]
+    if s.target:
+        argv += ["--target", s.target]
+    for key, value in s.build_args:
+        argv += ["--build-arg", f"{key}={value}"]
+    if s.platforms:
+        argv += ["--platform", ",".join(s.platforms)]
+    for key, value in s.labels:
+        argv += ["--label", f"{key}={value}"]
+    for tag in s.tags:
+        argv += ["--tag", tag]
+    if s.load:
+        argv.append("--load")
+    if s.push:
+        argv.append("--push")
+    if read:
+        argv += ["--cache-from", cache_from(cache_ref)]
+    if write:
+        argv += ["--cache-to", cache_to(cache_ref, mode=s.cache_mode, compression=s.cache_compression,
+                                        fail_on_error=s.fail_on_cache_error)]
+    argv += ["--metadata-file", metadata_file, "--iidfile", iidfile, str(s.context)]
+    return argv

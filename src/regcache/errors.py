@@ -1,0 +1,41 @@
+"""Typed errors, each with the exit code the action ends with. main() catches them once."""
+
+from __future__ import annotations
+
+
+class RegcacheError(Exception):
+    """An error that stops the run with a clear message and no traceback."""
+
+    exit_code = 1
+
+
+class InputError(RegcacheError):
+    """A bad input value: says which input, what was given and what is accepted."""
+
+    def __init__(self, name: str, problem: str, accepted: str | None = None):
+        self.name = name
+        self.problem = problem
+        self.accepted = accepted
+        message = f"input '{name}': {problem}"
+        if accepted:
+            message += f"; accepted: {accepted}"
+        super().__init__(message)
+
+
+class EventError(RegcacheError):
+    """The GitHub event payload is missing, unreadable or lacks what the event kind needs."""
+
+
+class EngineError(RegcacheError):
+    """The Docker engine or buildx cannot be used at all."""
+
+    exit_code = 2
+
+
+class BuildError(RegcacheError):
+    """The image build itself failed (a Dockerfile step, a missing file): not a cache problem."""
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None):
+        self.file = file
+        self.line = line
+        super().__init__(message)

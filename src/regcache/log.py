@@ -1,0 +1,72 @@
+"""A logger that knows GitHub: `::group::` per phase, annotations, masks; plain text elsewhere."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+from actions_toolkit.command import issue_command
+
+
+class Log:
+    def __init__(self, github: bool, out: TextIO | None = None):
+        self.github = github
+        self.out = out or sys.stdout
+        self.warnings: list[str] = []
+        self._secrets: list[str] = []
+
+    def mask(self, secret: str) -> None:
+        """Register a secret: GitHub hides it from the log, and this logger never prints it."""
+        if not secret:
+            return
+        self._secrets.append(secret)
+        if self.github:
+            issue_command("add-mask", {}, secret)
+            self.out.flush()
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def info(self, message: str) -> None:
+        self.out.write(self.redact(message) + "\n")
+        self.out.flush()
+
+    def warning(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        message = self.redact(message)
+        self.warnings.append(message)
+        self._annotate("warning", message, file, line)
+
+    def error(self, message: str, *, file: str | None = None, line: int | None = None) -> None:
+        self._annotate("error", self.redact(message), file, line)
+
+    def _annotate(self, level: str, message: str, file: str | None, line: int | None) -> None:
+        if self.github:
+            props = {k: v for k, v in (("file", file), ("line", line)) if v is not None}
+            issue_command(level, props, message)
+            self.out.flush()
+        else:
+            where = f"{file}:{line}: " if file and line else f"{file}: " if file else ""
+            sys.stderr.write(f"{level}: {where}{message}\n")
+            sys.stderr.flush()
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        started = time.monotonic()
+        if self.github:
+            issue_command("group", {}, title)
+        else:
+            self.out.write(f"== {title}\n")
+        self.out.flush()
+        try:
+            yield
+        finally:
+            if self.github:
+                issue_command("endgroup", {}, "")
+            else:
+                self.out.write(f"   ({time.monotonic() - started:.1f}s)\n")
+            self.out.flush()

@@ -1,0 +1,90 @@
+"""What the run tells its user: step outputs and the job summary."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+
+from regcache.build_kind import BuildKind
+from regcache.cache_plan import CachePlan
+from regcache.log import Log
+from regcache.progress import Step
+
+
+@dataclass
+class Outcome:
+    kind: BuildKind
+    plan: CachePlan
+    cache_key: str
+    cache_ref: str
+    builder_reason: str = ""
+    steps: list[Step] = field(default_factory=list)
+    cache_hit: str = "none"
+    slowest: list[Step] = field(default_factory=list)
+    imageid: str = ""
+    digest: str = ""
+    seconds: float = 0.0
+    failed: str = ""
+
+    def outputs(self) -> dict[str, str]:
+        cached = sum(1 for s in self.steps if s.cached)
+        return {
+            "build-kind": self.kind.kind,
+            "cache-key": self.cache_key,
+            "cache-ref": self.cache_ref,
+            "cache-read": str(self.plan.read).lower(),
+            "cache-write": str(self.plan.write).lower(),
+            "cache-hit": self.cache_hit,
+            "cached-steps": str(cached),
+            "total-steps": str(len(self.steps)),
+            "imageid": self.imageid,
+            "digest": self.digest,
+        }
+
+
+def write_outputs(outputs: dict[str, str], output_file: str, log: Log) -> None:
+    if not output_file:
+        width = max(map(len, outputs))
+        for name, value in outputs.items():
+            log.info(f"  {name:<{width}}  {value}")
+        return
+    with open(output_file, "a", encoding="utf-8") as f:
+        for name, value in outputs.items():
+            delimiter = f"ghadelimiter_{uuid.uuid4()}"
+            f.write(f"{name}<<{delimiter}{os.linesep}{value}{os.linesep}{delimiter}{os.linesep}")
+
+
+def summary_markdown(o: Outcome, warnings: list[str]) -> str:
+    out = o.outputs()
+    status = f"failed: {o.failed}" if o.failed else f"built in {o.seconds:.1f}s"
+    lines = [
+        "## regcache",
+        "",
+        f"**{status}**",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Build kind | `{o.kind.kind}`: {o.kind.reason} |",
+        f"| Cache | read: `{out['cache-read']}`, write: `{out['cache-write']}`: {o.plan.reason} |",
+        f"| Cache ref | `{o.cache_ref}` |",
+        f"| Builder | {o.builder_reason} |",
+        f"| Cache hit | `{o.cache_hit}`: {out['cached-steps']} of {out['total-steps']} steps cached |",
+    ]
+    if o.imageid:
+        lines.append(f"| Image | `{o.imageid}` |")
+    if o.slowest:
+        lines += ["", "Slowest steps:", "", "| Step | Time | Cached |", "|---|---:|---|"]
+        for s in o.slowest:
+            took = f"{s.duration:.1f}s" if s.duration is not None else "-"
+            name = s.name.replace("|", "\\|")
+            lines.append(f"| `{name}` | {took} | {'yes' if s.cached else 'no'} |")
+    if warnings:
+        lines += ["", "Warnings:", ""] + [f"- {w}" for w in warnings]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(markdown: str, summary_file: str) -> None:
+    if summary_file:
+        with open(summary_file, "a", encoding="utf-8") as f:
+            f.write(markdown)

@@ -1,0 +1,235 @@
+"""Read every input once into one frozen, validated Settings object.
+
+Nothing else reads the environment. A bad value raises InputError naming the input and what is accepted,
+before any docker command runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from regcache.errors import InputError
+from regcache.event import Event, load_event
+from regcache.inputs import BY_NAME, env_name
+
+TRUE = ("true", "True", "TRUE")
+FALSE = ("false", "False", "FALSE")
+CACHE_MODES = ("max", "min")
+COMPRESSIONS = ("zstd", "gzip", "estargz", "uncompressed")
+PR_CACHE = ("read", "off")
+OTHER_CACHE = ("read", "read-write", "off")
+
+# The distribution reference grammar, for a repository without tag or digest (lowercase only).
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+# A first component is a registry host only with a dot, a port, or as localhost (as docker decides).
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST = rf"(?:localhost(?::[0-9]+)?|{_LABEL}(?:\.{_LABEL})+(?::[0-9]+)?|{_LABEL}:[0-9]+)"
+REPOSITORY_RE = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+IMAGE_RE = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+                      r"(?:@sha256:[0-9a-f]{64})?$")
+PLATFORM_RE = re.compile(r"^[a-z0-9_]+(?:/[a-z0-9_.-]+){1,2}$")
+ARG_NAME_RE = re.compile(r"^[^\s=]+$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    context: Path
+    file: Path
+    target: str
+    build_args: tuple[tuple[str, str], ...]
+    platforms: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...]
+    tags: tuple[str, ...]
+    load: bool
+    push: bool
+    builder: str
+    cache_image: str
+    cache_key: str                 # "" = compute it
+    cache_version: str
+    cache_mode: str
+    cache_compression: str
+    registry_username: str
+    github_token: str = field(repr=False)
+    try_branches: tuple[str, ...]
+    auto_branches: tuple[str, ...]
+    pr_cache: str
+    other_cache: str
+    buildkit_image: str
+    fail_on_cache_error: bool
+    workspace: Path
+    event: Event
+    in_github_actions: bool
+    output_file: str               # GITHUB_OUTPUT, "" when not set
+    summary_file: str              # GITHUB_STEP_SUMMARY, "" when not set
+
+    @property
+    def cache_registry(self) -> str:
+        return registry_host(self.cache_image)
+
+
+def registry_host(repository: str) -> str:
+    """The registry a repository lives on, as docker login names it (Docker Hub when there is no host)."""
+    first, sep, _ = repository.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    raw = _Raw(env)
+    workspace = Path(env.get("GITHUB_WORKSPACE") or ".").resolve()
+    context = _directory(raw, "context", workspace)
+    file = _dockerfile(raw, workspace, context)
+    event = load_event(env)
+    repository = env.get("GITHUB_REPOSITORY", "")
+    return Settings(
+        context=context,
+        file=file,
+        target=_single_line(raw, "target"),
+        build_args=_pairs(raw, "build-args"),
+        platforms=tuple(_checked_list(raw, "platforms", PLATFORM_RE, "os/arch[/variant], e.g. linux/amd64")),
+        labels=_pairs(raw, "labels"),
+        tags=tuple(_checked_list(raw, "tags", IMAGE_RE, "image references such as ghcr.io/owner/app:1.0")),
+        load=_bool(raw, "load"),
+        push=_bool(raw, "push"),
+        builder=_single_line(raw, "builder"),
+        cache_image=_cache_image(raw, repository),
+        cache_key=_cache_key(raw),
+        cache_version=_nonempty_line(raw, "cache-version"),
+        cache_mode=_choice(raw, "cache-mode", CACHE_MODES),
+        cache_compression=_choice(raw, "cache-compression", COMPRESSIONS),
+        registry_username=raw.get("registry-username", env.get("GITHUB_ACTOR", "")),
+        github_token=raw.get("github-token"),
+        try_branches=tuple(raw.lines("try-branches")),
+        auto_branches=tuple(raw.lines("auto-branches")),
+        pr_cache=_choice(raw, "pr-cache", PR_CACHE),
+        other_cache=_choice(raw, "other-cache", OTHER_CACHE),
+        buildkit_image=_image(raw, "buildkit-image"),
+        fail_on_cache_error=_bool(raw, "fail-on-cache-error"),
+        workspace=workspace,
+        event=event,
+        in_github_actions=env.get("GITHUB_ACTIONS") == "true",
+        output_file=env.get("GITHUB_OUTPUT", ""),
+        summary_file=env.get("GITHUB_STEP_SUMMARY", ""),
+    )
+
+
+class _Raw:
+    """Input values as the runner passes them, with action.yml's defaults for the ones it did not."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self._env = env
+
+    def get(self, name: str, computed_default: str = "") -> str:
+        value = self._env.get(env_name(name))
+        if value is None or value.strip() == "":
+            default = BY_NAME[name].default
+            value = computed_default if default is None else default
+        return value.strip()
+
+    def lines(self, name: str) -> list[str]:
+        return [line.strip() for line in self.get(name).splitlines() if line.strip()]
+
+
+def _choice(raw: _Raw, name: str, accepted: tuple[str, ...]) -> str:
+    value = raw.get(name)
+    if value not in accepted:
+        raise InputError(name, f"{value!r} is not a valid value", " | ".join(accepted))
+    return value
+
+
+def _bool(raw: _Raw, name: str) -> bool:
+    value = raw.get(name)
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise InputError(name, f"{value!r} is not a boolean", "true | false")
+
+
+def _single_line(raw: _Raw, name: str) -> str:
+    value = raw.get(name)
+    if "\n" in value or "\r" in value:
+        raise InputError(name, "must be a single line", "one line of text")
+    return value
+
+
+def _nonempty_line(raw: _Raw, name: str) -> str:
+    value = _single_line(raw, name)
+    if not value:
+        raise InputError(name, "must not be empty", "any non-empty single line")
+    return value
+
+
+def _pairs(raw: _Raw, name: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for number, line in enumerate(raw.lines(name), start=1):
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not ARG_NAME_RE.match(key):
+            raise InputError(name, f"line {number} {line!r} is not KEY=VALUE",
+                             "one KEY=VALUE per line, KEY without spaces")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def _checked_list(raw: _Raw, name: str, pattern: re.Pattern[str], accepted: str) -> list[str]:
+    items = [item.strip() for line in raw.lines(name) for item in line.split(",") if item.strip()]
+    for item in items:
+        if not pattern.match(item):
+            raise InputError(name, f"{item!r} is not valid", accepted)
+    return items
+
+
+def _image(raw: _Raw, name: str) -> str:
+    value = raw.get(name)
+    if not IMAGE_RE.match(value):
+        raise InputError(name, f"{value!r} is not a valid image reference",
+                         "an image reference such as moby/buildkit:buildx-stable-1")
+    return value
+
+
+def _cache_image(raw: _Raw, repository: str) -> str:
+    default = f"ghcr.io/{repository}-cache".lower() if repository else ""
+    value = raw.get("cache-image", default)
+    if not value:
+        raise InputError("cache-image", "is not set and GITHUB_REPOSITORY is not there to derive it",
+                         "a repository such as ghcr.io/owner/repo-cache")
+    if not REPOSITORY_RE.match(value):
+        hint = ""
+        if value != value.lower():
+            hint = " (it must be lowercase)"
+        elif "@" in value or value.rsplit("/", 1)[-1].count(":"):
+            hint = " (give the repository only: the tag is the cache key)"
+        raise InputError("cache-image", f"{value!r} is not a valid repository{hint}",
+                         "a lowercase repository without tag or digest, such as ghcr.io/owner/repo-cache")
+    return value
+
+
+def _cache_key(raw: _Raw) -> str:
+    value = raw.get("cache-key")
+    if value and not TAG_RE.match(value):
+        raise InputError("cache-key", f"{value!r} is not a valid tag",
+                         "[A-Za-z0-9_][A-Za-z0-9_.-]*, at most 128 characters")
+    return value
+
+
+def _directory(raw: _Raw, name: str, workspace: Path) -> Path:
+    path = (workspace / raw.get(name)).resolve()
+    if not path.is_dir():
+        raise InputError(name, f"{raw.get(name)!r} is not a directory (looked in {workspace})",
+                         "a directory relative to the workspace")
+    return path
+
+
+def _dockerfile(raw: _Raw, workspace: Path, context: Path) -> Path:
+    given = raw.get("file")
+    path = (workspace / given).resolve() if given else context / "Dockerfile"
+    if not path.is_file():
+        raise InputError("file", f"{given or str(path)!r} is not a file",
+                         "a Dockerfile path relative to the workspace [<context>/Dockerfile]")
+    return path

@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import yaml
+
+from regcache.build_kind import BuildKind
+from regcache.cache_plan import CachePlan
+from regcache.inputs import INPUTS
+from regcache.report import Outcome
+
+ACTION = yaml.safe_load((Path(__file__).parents[2] / "action.yml").read_text())
+GITHUB_DEFAULTS = {"registry-username": "${{ github.actor }}", "github-token": "${{ github.token }}"}
+
+
+def test_inputs_and_defaults_match_the_program():
+    assert list(ACTION["inputs"]) == [i.name for i in INPUTS]
+    for spec in INPUTS:
+        declared = ACTION["inputs"][spec.name].get("default")
+        expected = GITHUB_DEFAULTS.get(spec.name, spec.default)
+        assert (declared.rstrip("\n") if declared is not None else None) == expected, spec.name
+
+
+def test_outputs_match_what_the_program_writes():
+    outcome = Outcome(kind=BuildKind("other", ""), plan=CachePlan(False, False, ""), cache_key="", cache_ref="")
+    assert list(ACTION["outputs"]) == list(outcome.outputs())
+
+
+def test_runs_as_a_docker_action():
+    assert ACTION["runs"] == {"using": "docker", "image": "Dockerfile"}
