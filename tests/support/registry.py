@@ -78,9 +78,11 @@ def _pid_listens_on(pid: int, port: int) -> bool | None:
 
 
 class LocalRegistry:
-    def __init__(self, root: Path, *, username: str | None = None, password: str | None = None):
+    def __init__(self, root: Path, *, username: str | None = None, password: str | None = None,
+                 read_only: bool = False):
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
+        self.read_only = read_only  # pulls work, every push is refused (as a token without write access)
         self.root = Path(root)
         self.username = username
         self.password = password
@@ -148,6 +150,7 @@ class LocalRegistry:
             f'    rootdirectory: "{self.data_dir}"',
             "  delete:",
             "    enabled: true",
+            *(["  maintenance:", "    readonly:", "      enabled: true"] if self.read_only else []),
             "http:",
             f'  addr: "127.0.0.1:{port}"',
             f'  secret: "{self._http_secret}"',  # silences the "No HTTP secret provided" warning

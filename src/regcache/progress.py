@@ -1,0 +1,492 @@
+"""Read `docker buildx build --progress=rawjson` output and summarise the build.
+
+buildx writes BuildKit SolveStatus objects as JSON to stderr. buildx 0.13 pretty-prints each object over
+many lines (the closing brace alone on its line, at column 0); buildx 0.15+ writes one object per line.
+Plain text lines can follow or sit between the objects: the Dockerfile excerpt of a failed step
+(``Dockerfile:10`` / ``----`` / ``>>> RUN ...``), ``ERROR: failed to solve: ...``, warnings.
+
+RawJsonStream turns arbitrary text chunks into events: a dict per SolveStatus, a str per text line.
+BuildProgress merges the SolveStatus events into per-vertex state, returns readable log lines, and answers
+what the build did: the Dockerfile steps, the cache hit, the cache import/export errors, the failed step.
+
+Nothing here prints or touches the engine: the caller runs buildx, feeds the output and prints the lines.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# "[builder 2/4] RUN make", "[2/4] COPY . .", "[linux/arm64 builder 2/4] RUN make" (multi-platform builds)
+_STEP_RE = re.compile(
+    r"^\[(?:(?P<platform>[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+) )?(?:(?P<stage>[^\s/\]]+) )?"
+    r"(?P<index>\d+)/(?P<total>\d+)\] (?P<instruction>.*)\Z",
+    re.DOTALL,
+)
+# RFC 3339 with any number of fraction digits (Go writes up to 9) and Z or a numeric offset.
+_TS_RE = re.compile(
+    r"^(?P<base>\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?(?P<tz>[Zz]|[+-]\d{2}:?\d{2})?$"
+)
+# "Dockerfile:12" or "build.Dockerfile:12-14" alone on a line, as buildx prints above the excerpt.
+_LOCATION_RE = re.compile(r"^\s*(?P<file>[^\s:][^\s]*?):(?P<line>\d+)(?:-\d+)?\s*$")
+_SEPARATOR_RE = re.compile(r"^\s*-{4,}\s*$")
+
+# Vertex names of BuildKit's remote cache importers and exporters.
+CACHE_IMPORT_PREFIX = "importing cache manifest from "
+CACHE_EXPORT_PREFIXES = ("exporting cache to ", "preparing layers for inline cache")
+
+
+def parse_timestamp(value: object) -> float | None:
+    """Seconds since the epoch for an RFC 3339 timestamp (fraction trimmed to microseconds), else None."""
+    if not isinstance(value, str):
+        return None
+    m = _TS_RE.match(value.strip())
+    if not m:
+        return None
+    frac = (m.group("frac") or "")[:6].ljust(6, "0")
+    tz = m.group("tz") or "Z"
+    if tz in ("Z", "z"):
+        tz = "+00:00"
+    elif ":" not in tz:
+        tz = tz[:3] + ":" + tz[3:]
+    try:
+        return datetime.fromisoformat(f"{m.group('base').replace(' ', 'T').replace('t', 'T')}.{frac}{tz}").timestamp()
+    except ValueError:
+        return None
+
+
+class RawJsonStream:
+    """Incremental decoder: feed() text chunks (any split, even mid-object), get back events.
+
+    An event is a dict (one decoded SolveStatus object) or a str (one plain text line, without its line
+    break). Lines that hold only whitespace are dropped. Input is handled line by line: a line that starts
+    with ``{`` opens an object and is decoded at once with ``raw_decode`` (one object per line, buildx
+    0.15+); if it does not decode yet, the following indented lines are collected and decoding is tried
+    again at a line starting with ``}`` (the closing brace of a pretty-printed object, buildx 0.13). A line
+    at column 0 that cannot belong to the object ends the attempt: the collected lines become text. Each
+    object is decoded about twice at most, so the cost is linear in the stream however it is chunked.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = json.JSONDecoder()
+        self._partial: list[str] = []  # pieces of the current line, not yet ended by "\n"
+        self._pending: list[str] = []  # lines of an object that has not decoded yet
+
+    def feed(self, text: str) -> list[dict | str]:
+        events: list[dict | str] = []
+        if not text:
+            return events
+        lines = text.split("\n")
+        if len(lines) == 1:
+            self._partial.append(text)
+            return events
+        self._partial.append(lines[0])
+        lines[0] = "".join(self._partial)
+        self._partial = [lines[-1]] if lines[-1] else []
+        del lines[-1]
+        for line in lines:
+            # Fast path: an indented line inside a pretty-printed object.
+            if self._pending and line[:1] in _INSIDE_OBJECT:
+                self._pending.append(line)
+            else:
+                self._line(line, events)
+        return events
+
+    def close(self) -> list[dict | str]:
+        """Flush what is left: a trailing line without a line break, an object that never completed."""
+        events: list[dict | str] = []
+        if self._partial:
+            last = "".join(self._partial)
+            self._partial = []
+            self._line(last, events)
+        if self._pending:
+            self._flush_pending(events)
+        return events
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _line(self, line: str, events: list[dict | str]) -> None:
+        if self._pending:
+            first = line[:1]
+            if first in _INSIDE_OBJECT:
+                self._pending.append(line)
+                return
+            if first == "}":
+                self._pending.append(line)
+                self._try_decode(events)
+                return
+            # A line at column 0 that is no part of a pretty-printed object: the object was not JSON.
+            self._flush_pending(events)
+        if line.startswith("{"):
+            self._pending.append(line)
+            if line.rstrip() != "{":
+                self._try_decode(events)
+            return
+        line = line.rstrip("\r")
+        if line.strip():
+            events.append(line)
+
+    def _try_decode(self, events: list[dict | str]) -> None:
+        buf = "\n".join(self._pending)
+        try:
+            obj, end = self._decoder.raw_decode(buf)
+        except json.JSONDecodeError as exc:
+            if exc.pos >= len(buf.rstrip()) or exc.msg.startswith("Unterminated string"):
+                return  # incomplete: wait for more lines
+            # Invalid: the first line is text; the others are looked at again on their own.
+            pending, self._pending = self._pending, []
+            events.append(pending[0].rstrip("\r"))
+            for line in pending[1:]:
+                self._line(line, events)
+            return
+        self._pending = []
+        self._decoded(obj, buf, end, events)
+
+    def _decoded(self, obj: object, buf: str, end: int, events: list[dict | str]) -> None:
+        events.append(obj if isinstance(obj, dict) else buf[:end])
+        rest = buf[end:]
+        if rest.strip():
+            # Something after the object (another object on the same line, or text): look at it again.
+            for line in rest.lstrip(" \t").split("\n"):
+                self._line(line, events)
+
+    def _flush_pending(self, events: list[dict | str]) -> None:
+        """The collected lines did not make an object so far: decode what does, the rest is text."""
+        pending, self._pending = self._pending, []
+        buf = "\n".join(pending)
+        try:
+            obj, end = self._decoder.raw_decode(buf)
+        except json.JSONDecodeError:
+            events.extend(line.rstrip("\r") for line in pending if line.strip())
+            return
+        self._decoded(obj, buf, end, events)
+
+
+# First characters of the lines inside a pretty-printed object (and of blank lines).
+_INSIDE_OBJECT = frozenset(["", " ", "\t", "\r", "]"])
+
+
+@dataclass(frozen=True)
+class Step:
+    """One Dockerfile step, as BuildKit names its vertex: ``[stage index/total] instruction``."""
+
+    digest: str
+    name: str
+    cached: bool
+    duration: float | None  # seconds; None when the step never completed
+    error: str | None
+    stage: str | None  # "builder" for "[builder 2/4] RUN ...", None for "[2/4] ..."
+    index: int | None
+    total: int | None
+    instruction: str  # "RUN make", "COPY . .", "FROM ..."
+    platform: str | None = None  # "linux/arm64" in multi-platform builds
+
+
+@dataclass
+class _Vertex:
+    digest: str
+    number: int = 0  # buildx-style "#n", given when the vertex first shows in the log (0: not yet)
+    name: str = ""
+    inputs: list[str] = field(default_factory=list)
+    cached: bool = False
+    error: str | None = None
+    started: float | None = None  # start of the current run of the vertex
+    completed: float | None = None  # end of the current run, None while it runs
+    started_raw: str | None = None
+    completed_raw: str | None = None
+    done_runs: float = 0.0  # seconds of earlier runs (BuildKit may run a vertex more than once)
+    ran_before: bool = False
+    reported: bool = False  # a completion line was returned
+    reported_error: bool = False
+    log_tails: dict[int, str] = field(default_factory=dict)  # stream -> text after the last "\n"
+
+    @property
+    def ran(self) -> bool:
+        """Whether BuildKit got to the vertex at all (False for steps after a failed one)."""
+        return self.started_raw is not None or self.completed_raw is not None or self.cached
+
+    @property
+    def duration(self) -> float | None:
+        if self.completed is None or self.started is None:
+            return self.done_runs if self.ran_before else None
+        return self.done_runs + max(0.0, self.completed - self.started)
+
+
+class BuildProgress:
+    """Merges SolveStatus events into per-vertex state and answers questions about the build.
+
+    Vertices repeat with partial fields: later non-empty fields win, ``cached`` sticks once true, and a
+    vertex that starts again after completing counts the durations of all its runs.
+    """
+
+    def __init__(self) -> None:
+        self._vertices: dict[str, _Vertex] = {}
+        self._warnings: list[str] = []
+        self._text: list[str] = []
+        self._numbered = 0
+
+    # -- input ------------------------------------------------------------------------------------------
+
+    def update(self, event: dict | str) -> list[str]:
+        """Merge one SolveStatus and return readable lines for it.
+
+        The lines are the vertex's log output (``#7 make: done``), a line for each vertex that just
+        completed (``#7 [builder 2/4] RUN make  1.2s``, ``... CACHED``, ``... ERROR: ...``) and warnings.
+        A str event (a plain text line from RawJsonStream) is kept for dockerfile_error_location() and
+        returned as it is.
+        """
+        if isinstance(event, str):
+            self._text.append(event)
+            return [event]
+        if not isinstance(event, dict):
+            return []
+        out: list[str] = []
+        just_completed: dict[str, _Vertex] = {}
+        for raw in _list(event.get("vertexes")):
+            vertex = self._merge(raw)
+            if vertex is not None:
+                just_completed[vertex.digest] = vertex
+        for log in _list(event.get("logs")):
+            out.extend(self._log(log))
+        for warning in _list(event.get("warnings")):
+            out.extend(self._warning(warning))
+        for vertex in just_completed.values():
+            out.extend(self._flush_logs(vertex))
+            line = self._completion_line(vertex)
+            if line is not None:
+                out.append(line)
+        return out
+
+    # -- answers ----------------------------------------------------------------------------------------
+
+    def steps(self) -> list[Step]:
+        """Dockerfile steps except FROM, in order of first appearance (including steps that never ran)."""
+        return [s for s in self._dockerfile_steps() if not _is_from(s)]
+
+    def cache_hit(self) -> str:
+        """Return "full" if every step that ran was cached, "partial" if some were, "none" otherwise.
+
+        Steps BuildKit never got to (those after a failed step) do not count.
+        """
+        ran = [s for s in self.steps() if self._vertices[s.digest].ran]
+        cached = sum(1 for s in ran if s.cached)
+        if ran and cached == len(ran):
+            return "full"
+        return "partial" if cached else "none"
+
+    def cache_import_errors(self) -> list[str]:
+        """Errors of the ``importing cache manifest from <ref>`` vertices, as BuildKit wrote them.
+
+        A cache that does not exist yet shows as ``... <ref>: not found``.
+        """
+        return [v.error for v in self._vertices.values() if v.error and _is_cache_import(v.name)]
+
+    def cache_export_errors(self) -> list[str]:
+        """Errors of the cache export vertices (``exporting cache to registry`` and the like).
+
+        With ``ignore-error=true`` the build succeeds and this vertex error is the only trace of a failed
+        export; without it the same error is also the ``ERROR: failed to solve: ...`` text line.
+        """
+        return [v.error for v in self._vertices.values() if v.error and _is_cache_export(v.name)]
+
+    def failed_step(self) -> Step | None:
+        """The Dockerfile step (FROM included) with an error; a real error wins over a cancellation."""
+        failed = [s for s in self._dockerfile_steps() if s.error]
+        for step in failed:
+            if "canceled" not in step.error.lower():
+                return step
+        return failed[0] if failed else None
+
+    def slowest(self, n: int = 5) -> list[Step]:
+        """The n steps that took longest, slowest first (steps that never completed are left out)."""
+        timed = [s for s in self.steps() if s.duration is not None]
+        return sorted(timed, key=lambda s: s.duration, reverse=True)[:n]
+
+    def errors(self) -> list[tuple[str, str]]:
+        """(vertex name, error) for every vertex with an error, in order of first appearance."""
+        return [(v.name, v.error) for v in self._vertices.values() if v.error]
+
+    def warnings(self) -> list[str]:
+        """The short text of each SolveStatus warning (none in buildx 0.13 builds seen so far)."""
+        return list(self._warnings)
+
+    def text_lines(self) -> list[str]:
+        """The plain text lines given to update()."""
+        return list(self._text)
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _vertex(self, digest: str) -> _Vertex:
+        vertex = self._vertices.get(digest)
+        if vertex is None:
+            vertex = _Vertex(digest=digest)
+            self._vertices[digest] = vertex
+        return vertex
+
+    def _number(self, vertex: _Vertex) -> int:
+        if not vertex.number:
+            self._numbered += 1
+            vertex.number = self._numbered
+        return vertex.number
+
+    def _merge(self, raw: object) -> _Vertex | None:
+        """Merge one vertex record; return the vertex if it completed with this record."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("digest"), str) or not raw["digest"]:
+            return None
+        vertex = self._vertex(raw["digest"])
+        if isinstance(raw.get("name"), str) and raw["name"]:
+            vertex.name = raw["name"]
+        if isinstance(raw.get("inputs"), list) and raw["inputs"]:
+            vertex.inputs = [i for i in raw["inputs"] if isinstance(i, str)]
+        if raw.get("cached") is True:
+            vertex.cached = True
+        new_error = False
+        if isinstance(raw.get("error"), str) and raw["error"] and raw["error"] != vertex.error:
+            vertex.error = raw["error"]
+            new_error = True
+        started_raw = raw.get("started") or None
+        completed_raw = raw.get("completed") or None
+        if started_raw and started_raw != vertex.started_raw:
+            if vertex.started_raw is not None and vertex.completed is not None:
+                # It ran before and starts again: keep the earlier run's time.
+                vertex.done_runs += max(0.0, vertex.completed - (vertex.started or vertex.completed))
+                vertex.ran_before = True
+            vertex.started_raw = started_raw
+            vertex.started = parse_timestamp(started_raw)
+            self._number(vertex)
+            vertex.completed = None
+            vertex.completed_raw = None
+        if completed_raw and completed_raw != vertex.completed_raw:
+            vertex.completed_raw = completed_raw
+            vertex.completed = parse_timestamp(completed_raw)
+            if vertex.started is None:
+                vertex.started = vertex.completed
+            return vertex
+        if new_error and vertex.completed is not None:
+            return vertex
+        return None
+
+    def _log(self, log: object) -> list[str]:
+        if not isinstance(log, dict) or not isinstance(log.get("vertex"), str):
+            return []
+        vertex = self._vertex(log["vertex"])
+        stream = log.get("stream") if isinstance(log.get("stream"), int) else 1
+        data = _b64text(log.get("data"))
+        if not data:
+            return []
+        text = vertex.log_tails.pop(stream, "") + data.replace("\r\n", "\n")
+        *lines, tail = text.split("\n")
+        if tail:
+            vertex.log_tails[stream] = tail
+        return [self._prefixed(vertex, line) for line in lines]
+
+    def _flush_logs(self, vertex: _Vertex) -> list[str]:
+        tails, vertex.log_tails = vertex.log_tails, {}
+        return [self._prefixed(vertex, tail) for _, tail in sorted(tails.items())]
+
+    def _warning(self, warning: object) -> list[str]:
+        if not isinstance(warning, dict):
+            return []
+        short = _b64text(warning.get("short")).strip() or "warning"
+        self._warnings.append(short)
+        digest = warning.get("vertex")
+        if isinstance(digest, str) and digest:
+            return [f"#{self._number(self._vertex(digest))} WARN: {short}"]
+        return [f"WARN: {short}"]
+
+    def _completion_line(self, vertex: _Vertex) -> str | None:
+        head = f"#{self._number(vertex)} {_one_line(vertex.name) or vertex.digest}"
+        if vertex.error:
+            if vertex.reported_error:
+                return None
+            vertex.reported = vertex.reported_error = True
+            return f"{head}  ERROR: {_one_line(vertex.error)}"
+        if vertex.reported:
+            return None  # BuildKit ran it again (e.g. "load build definition"): say it once
+        vertex.reported = True
+        if vertex.cached:
+            return f"{head}  CACHED"
+        duration = vertex.duration
+        return f"{head}  {duration:.1f}s" if duration is not None else f"{head}  DONE"
+
+    def _prefixed(self, vertex: _Vertex, line: str) -> str:
+        return f"#{self._number(vertex)} {line.rstrip(chr(13))}"
+
+    def _dockerfile_steps(self) -> list[Step]:
+        steps: list[Step] = []
+        for v in self._vertices.values():
+            m = _STEP_RE.match(v.name)
+            if not m:
+                continue
+            steps.append(
+                Step(
+                    digest=v.digest,
+                    name=v.name,
+                    cached=v.cached,
+                    duration=v.duration,
+                    error=v.error,
+                    stage=m.group("stage"),
+                    index=int(m.group("index")),
+                    total=int(m.group("total")),
+                    instruction=m.group("instruction"),
+                    platform=m.group("platform"),
+                )
+            )
+        return steps
+
+
+def dockerfile_error_location(text_lines: list[str]) -> tuple[str, int] | None:
+    """The ``Dockerfile:12`` location buildx prints above the excerpt of a failed step, if present.
+
+    Returns the file name as printed (buildx prints the base name of ``-f``) and the first line number.
+    A candidate counts when the next line is the ``-----`` rule that opens the excerpt; with several,
+    the last one before the first ``ERROR:`` line wins (else the last one).
+    """
+    found: list[tuple[int, tuple[str, int]]] = []
+    first_error: int | None = None
+    for i, line in enumerate(text_lines):
+        if first_error is None and line.lstrip().startswith("ERROR:"):
+            first_error = i
+        m = _LOCATION_RE.match(line)
+        if m and i + 1 < len(text_lines) and _SEPARATOR_RE.match(text_lines[i + 1]):
+            found.append((i, (m.group("file"), int(m.group("line")))))
+    if not found:
+        return None
+    if first_error is not None:
+        before = [loc for i, loc in found if i < first_error]
+        if before:
+            return before[-1]
+    return found[-1][1]
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _b64text(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        return base64.b64decode(value).decode("utf-8", errors="replace")
+    except (binascii.Error, ValueError):
+        return ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n")) if "\n" in text else text
+
+
+def _is_from(step: Step) -> bool:
+    return step.instruction[:5].upper() == "FROM "
+
+
+def _is_cache_import(name: str) -> bool:
+    return name.startswith(CACHE_IMPORT_PREFIX)
+
+
+def _is_cache_export(name: str) -> bool:
+    return name.startswith(CACHE_EXPORT_PREFIXES)

@@ -1,0 +1,589 @@
+"""Unit tests for the rawjson progress decoder and the build summary, on real buildx 0.13.1 output.
+
+The fixtures in tests/fixtures/rawjson/ were captured from a real engine (see their README.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from regcache.progress import (
+    BuildProgress,
+    RawJsonStream,
+    Step,
+    dockerfile_error_location,
+    parse_timestamp,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rawjson"
+FIXTURE_NAMES = ["cold", "warm", "fail", "export-refused", "export-unauthorized", "export-refused-strict"]
+EXPORT_VERTEX = "exporting cache to registry"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / f"{name}.stderr").read_text()
+
+
+def decode(text: str, sizes: list[int] | None = None) -> list[dict | str]:
+    """Feed text in chunks of the given sizes (cycled), or all at once."""
+    stream = RawJsonStream()
+    events: list[dict | str] = []
+    if sizes is None:
+        events += stream.feed(text)
+    else:
+        pos, i = 0, 0
+        while pos < len(text):
+            size = sizes[i % len(sizes)]
+            events += stream.feed(text[pos : pos + size])
+            pos += size
+            i += 1
+    return events + stream.close()
+
+
+def progress_of(events: list[dict | str]) -> tuple[BuildProgress, list[str]]:
+    progress = BuildProgress()
+    lines: list[str] = []
+    for event in events:
+        lines += progress.update(event)
+    return progress, lines
+
+
+def run(name: str) -> tuple[BuildProgress, list[str], list[dict | str]]:
+    events = decode(fixture(name))
+    progress, lines = progress_of(events)
+    return progress, lines, events
+
+
+def texts(events: list[dict | str]) -> list[str]:
+    return [e for e in events if isinstance(e, str)]
+
+
+def vertex_names(events: list[dict | str]) -> set[str]:
+    return {v["name"] for e in events if isinstance(e, dict) for v in e.get("vertexes", []) if "name" in v}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+# -- the stream decoder on the captured output --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_decodes_to_objects_and_the_real_text_lines(name):
+    raw = fixture(name)
+    events = decode(raw)
+    objects = [e for e in events if isinstance(e, dict)]
+    assert len(objects) == raw.count("\n}\n") + raw.endswith("\n}")
+    assert all(set(o) <= {"vertexes", "statuses", "logs", "warnings"} for o in objects)
+    lines = texts(events)
+    assert all(not line.startswith(("{", " ", "}")) or "|" in line for line in lines)
+    if name == "fail":
+        assert lines[0] == "Dockerfile:10"
+        assert lines[-1].startswith('ERROR: failed to solve: process "/bin/sh -c echo')
+        assert '  10 | >>> RUN echo "$GREETING from the build" && \\' in lines
+    elif name == "export-refused-strict":
+        assert len(lines) == 1 and lines[0].startswith("ERROR: failed to solve: error writing layer blob:")
+    else:
+        assert lines == []
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_in_random_chunks_decodes_the_same(name):
+    raw = fixture(name)
+    whole = decode(raw)
+    rng = random.Random(name)
+    for _ in range(5):
+        sizes = [rng.randint(1, 700) for _ in range(50)]
+        assert decode(raw, sizes) == whole
+    assert decode(raw, [1]) == whole
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_summary_is_the_same_whatever_the_chunks(name):
+    raw = fixture(name)
+    progress, lines = progress_of(decode(raw))
+    rng = random.Random(f"{name}-summary")
+    other, other_lines = progress_of(decode(raw, [rng.randint(1, 300) for _ in range(64)]))
+    assert other_lines == lines
+    assert other.steps() == progress.steps()
+    assert other.cache_hit() == progress.cache_hit()
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_one_object_per_line_format_gives_the_same_events(name):
+    """buildx 0.15+ writes each object on one line: same events as the pretty-printed 0.13 output."""
+    events = decode(fixture(name))
+    compact = "".join((json.dumps(e) if isinstance(e, dict) else e) + "\n" for e in events)
+    assert decode(compact) == events
+    assert decode(compact, [17, 3, 250]) == events
+
+
+# -- what the captured builds say ---------------------------------------------------------------------
+
+
+def test_cold_build_runs_every_step_and_exports_the_cache():
+    progress, lines, events = run("cold")
+    assert "importing cache manifest from localhost:15001/x/cache:t" in vertex_names(events)
+    assert EXPORT_VERTEX in vertex_names(events)
+    steps = progress.steps()
+    assert [(s.stage, s.index, s.total, s.instruction) for s in steps] == [
+        ("stage-1", 3, 3, "RUN cat /out.txt"),
+        ("stage-1", 2, 3, "COPY --from=builder /out.txt /out.txt"),
+        ("builder", 4, 4, "RUN echo building && tr a-z A-Z < hello.txt > /out.txt && echo done"),
+        ("builder", 3, 4, "COPY hello.txt ."),
+        ("builder", 2, 4, "WORKDIR /src"),
+    ]
+    assert not any(s.cached for s in steps)
+    assert all(s.duration is not None and s.duration >= 0 and s.error is None for s in steps)
+    assert progress.cache_hit() == "none"
+    # A cache that does not exist yet: the import vertex fails with "not found", the build goes on.
+    assert progress.cache_import_errors() == [
+        "failed to configure registry cache importer: localhost:15001/x/cache:t: not found"
+    ]
+    assert progress.cache_export_errors() == []
+    assert progress.failed_step() is None
+    assert dockerfile_error_location(texts(events)) is None
+
+
+def test_cold_build_log_lines_are_readable():
+    _, lines, _ = run("cold")
+    run_line = next(i for i, line in enumerate(lines) if "[builder 4/4] RUN echo building" in line)
+    number = lines[run_line].split()[0]
+    assert number.startswith("#")
+    assert lines[run_line - 2 : run_line] == [f"{number} building", f"{number} done"]
+    assert lines[run_line].endswith("s") and "CACHED" not in lines[run_line]
+    assert any(line.endswith(" HELLO") for line in lines)
+    assert any("exporting cache to registry  " in line for line in lines)
+    assert any(
+        "importing cache manifest from localhost:15001/x/cache:t  ERROR: failed to configure" in line for line in lines
+    )
+    # "#n" numbers go to vertices as they start (like buildx), so they are 1..k, each with one name
+    completion = [line for line in lines if re.match(r"^#\d+ .*  (CACHED|DONE|\d+\.\ds|ERROR: .*)$", line)]
+    assert len(completion) == 13
+    numbers = [int(line.split()[0][1:]) for line in completion]
+    assert sorted(numbers) == list(range(1, len(numbers) + 1))
+    # "load build definition" runs twice in BuildKit; it is reported once
+    assert sum("load build definition" in line for line in lines) == 1
+
+
+def test_warm_build_is_a_full_cache_hit_from_the_registry():
+    progress, lines, events = run("warm")
+    steps = progress.steps()
+    assert len(steps) == 5 and all(s.cached for s in steps)
+    assert progress.cache_hit() == "full"
+    assert progress.cache_import_errors() == []
+    assert progress.cache_export_errors() == []
+    assert sum(line.endswith("  CACHED") for line in lines) == 5
+    # the FROM vertex is a step of its own but not cache work
+    assert any("FROM localhost:15001/x/base:1@sha256:" in n for n in vertex_names(events))
+    assert all(not s.instruction.startswith("FROM") for s in steps)
+
+
+def test_failed_build_names_the_step_and_the_dockerfile_line():
+    progress, lines, events = run("fail")
+    failed = progress.failed_step()
+    assert failed is not None
+    assert (failed.stage, failed.index, failed.total) == (None, 3, 4)
+    assert failed.instruction.startswith('RUN echo "hello from the build"')  # $GREETING is expanded
+    assert failed.error.endswith("did not complete successfully: exit code: 3")
+    assert failed.duration is not None and not failed.cached
+    assert dockerfile_error_location(texts(events)) == ("Dockerfile", 10)
+    assert dockerfile_error_location(progress.text_lines()) == ("Dockerfile", 10)
+    # the failed step's stdout and stderr come before its ERROR line
+    n = next(i for i, line in enumerate(lines) if "[3/4] RUN" in line)
+    number = lines[n].split()[0]
+    assert lines[n - 2 : n] == [f"{number} hello from the build", f"{number} warning: about to fail"]
+    assert "  ERROR: process" in lines[n]
+    # the step after the failure never ran: listed, but not counted in the cache hit
+    never = progress.steps()[0]
+    assert never.instruction == "RUN echo never reached"
+    assert never.duration is None and not never.cached and never.error is None
+    assert progress.cache_hit() == "partial"  # the first two steps came from the local cache
+    # no cache export on a failed build; the import of a missing ref says "not found"
+    assert progress.cache_export_errors() == []
+    assert progress.cache_import_errors() == [
+        "failed to configure registry cache importer: localhost:15001/x/cache:fail: not found"
+    ]
+    assert texts(events)[-1] in lines
+
+
+@pytest.mark.parametrize(
+    ("name", "import_error", "export_error"),
+    [
+        pytest.param(
+            "export-refused",
+            'failed to do request: Head "https://localhost:15003/v2/x/cache/manifests/t": '
+            "dial tcp 127.0.0.1:15003: connect: connection refused",
+            'error writing layer blob: failed to do request: Head "https://localhost:15003/v2/x/cache/blobs/'
+            'sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1": '
+            "dial tcp 127.0.0.1:15003: connect: connection refused",
+            id="refused",
+        ),
+        pytest.param(
+            "export-unauthorized",
+            "unexpected status from HEAD request to http://localhost:15002/v2/x/cache/manifests/t: 401 Unauthorized",
+            "error writing layer blob: unexpected status from HEAD request to http://localhost:15002/v2/x/cache/"
+            "blobs/sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1: 401 Unauthorized",
+            id="unauthorized",
+        ),
+    ],
+)
+def test_ignored_export_error_is_only_a_vertex_error(name, import_error, export_error):
+    progress, lines, events = run(name)
+    assert texts(events) == []  # ignore-error=true: exit 0, no text, no warning
+    assert progress.warnings() == []
+    assert progress.cache_import_errors() == [f"failed to configure registry cache importer: {import_error}"]
+    assert progress.cache_export_errors() == [export_error]
+    assert any(line.endswith(f"{EXPORT_VERTEX}  ERROR: {export_error}") for line in lines)
+    assert progress.failed_step() is None
+    assert progress.cache_hit() == "full"  # the steps were in the local cache already
+
+
+def test_strict_export_error_is_a_vertex_error_and_the_final_text():
+    progress, _, events = run("export-refused-strict")
+    [error] = progress.cache_export_errors()
+    assert texts(events) == [f"ERROR: failed to solve: {error}"]
+    assert progress.failed_step() is None
+    assert dockerfile_error_location(texts(events)) is None
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_slowest_is_sorted_and_bounded(name):
+    progress, _, _ = run(name)
+    slow = progress.slowest(3)
+    assert len(slow) <= 3
+    assert [s.duration for s in slow] == sorted((s.duration for s in slow), reverse=True)
+    assert all(s.duration is not None for s in slow)
+    assert progress.slowest(0) == []
+
+
+# -- synthetic SolveStatus cases -----------------------------------------------------------------------
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+
+
+def vx(**fields) -> dict:
+    return {"vertexes": [{"digest": D1, **fields}]}
+
+
+def test_partial_fields_merge_and_later_non_empty_fields_win():
+    progress = BuildProgress()
+    assert progress.update(vx(name="[builder 2/4] RUN make")) == []
+    assert progress.update(vx(started="2024-01-01T00:00:00.100000000Z")) == []
+    assert progress.update(vx(name="", inputs=["sha256:x"])) == []
+    lines = progress.update(vx(completed="2024-01-01T00:00:01.300000000Z"))
+    assert lines == ["#1 [builder 2/4] RUN make  1.2s"]
+    [step] = progress.steps()
+    assert step == Step(
+        digest=D1,
+        name="[builder 2/4] RUN make",
+        cached=False,
+        duration=pytest.approx(1.2),
+        error=None,
+        stage="builder",
+        index=2,
+        total=4,
+        instruction="RUN make",
+    )
+    # the same completion again says nothing new
+    assert progress.update(vx(name="[builder 2/4] RUN make", completed="2024-01-01T00:00:01.300000000Z")) == []
+
+
+def test_cached_only_when_true_and_it_sticks():
+    progress = BuildProgress()
+    progress.update(vx(name="[2/2] COPY . .", cached=False, started="2024-01-01T00:00:00Z"))
+    assert progress.steps()[0].cached is False
+    progress.update(vx(cached=True, completed="2024-01-01T00:00:00Z"))
+    progress.update(vx(cached=False))
+    assert progress.steps()[0].cached is True
+    assert progress.cache_hit() == "full"
+
+
+def test_cached_completion_line_says_cached():
+    progress = BuildProgress()
+    lines = progress.update(
+        vx(name="[2/2] COPY . .", cached=True, started="2024-01-01T00:00:00Z", completed="2024-01-01T00:00:00Z")
+    )
+    assert lines == ["#1 [2/2] COPY . .  CACHED"]
+
+
+@pytest.mark.parametrize(
+    ("started", "completed", "seconds"),
+    [
+        ("2024-05-01T10:00:00.123456789Z", "2024-05-01T10:00:02.623456789Z", 2.5),
+        ("2024-05-01T10:00:00Z", "2024-05-01T10:00:01.5Z", 1.5),
+        ("2024-05-01T10:00:00.999999999+02:00", "2024-05-01T08:00:03.999999Z", 3.0),
+        ("2024-05-01T23:59:59.900000001Z", "2024-05-02T00:00:00.100000001Z", 0.2),
+    ],
+)
+def test_timestamps_with_nanoseconds_and_offsets(started, completed, seconds):
+    progress = BuildProgress()
+    progress.update(vx(name="[1/1] RUN x", started=started, completed=completed))
+    assert progress.steps()[0].duration == pytest.approx(seconds, abs=1e-5)
+
+
+@pytest.mark.parametrize("value", ["", "yesterday", None, 12, "2024-13-01T00:00:00Z", "2024-01-01"])
+def test_bad_timestamps_are_none(value):
+    assert parse_timestamp(value) is None
+
+
+def test_bad_timestamps_do_not_break_the_summary():
+    progress = BuildProgress()
+    lines = progress.update(vx(name="[1/1] RUN x", started="soon", completed="later"))
+    assert lines == ["#1 [1/1] RUN x  DONE"]
+    assert progress.steps()[0].duration is None
+
+
+def test_a_vertex_that_runs_twice_adds_up_its_runs():
+    progress = BuildProgress()
+    progress.update(vx(name="[internal] load x", started="2024-01-01T00:00:00Z", completed="2024-01-01T00:00:01Z"))
+    progress.update(vx(started="2024-01-01T00:00:05Z"))
+    progress.update(vx(started="2024-01-01T00:00:05Z", completed="2024-01-01T00:00:07Z"))
+    assert progress._vertices[D1].duration == pytest.approx(3.0)
+
+
+def test_step_names():
+    progress = BuildProgress()
+    names = {
+        D1: "[linux/arm64 builder 2/4] RUN make",
+        D2: "[3/5] FROM docker.io/library/alpine:3.20@sha256:abc",
+        "sha256:3": "[internal] load build context",
+        "sha256:4": "[stage-1 1/1] COPY --from=builder /a /b",
+        "sha256:5": "[builder 10/12] RUN <<EOF\necho hi\nEOF",
+        "sha256:6": "exporting to image",
+    }
+    progress.update({"vertexes": [{"digest": d, "name": n} for d, n in names.items()]})
+    steps = progress.steps()
+    assert [(s.platform, s.stage, s.index, s.total) for s in steps] == [
+        ("linux/arm64", "builder", 2, 4),
+        (None, "stage-1", 1, 1),
+        (None, "builder", 10, 12),
+    ]
+    assert steps[2].instruction == "RUN <<EOF\necho hi\nEOF"
+    assert progress.cache_hit() == "none"  # nothing ran
+
+
+def test_failed_from_step_is_the_failed_step_and_a_real_error_beats_a_cancel():
+    progress = BuildProgress()
+    t = "2024-01-01T00:00:00Z"
+    progress.update(
+        {
+            "vertexes": [
+                {"digest": D1, "name": "[a 2/2] RUN sleep 9", "completed": t, "error": "context canceled"},
+                {"digest": D2, "name": "[b 1/2] FROM x", "completed": t, "error": "pull access denied"},
+            ]
+        }
+    )
+    assert progress.failed_step().digest == D2
+    assert progress.steps()[0].digest == D1  # FROM left out of steps()
+    assert progress.errors() == [("[a 2/2] RUN sleep 9", "context canceled"), ("[b 1/2] FROM x", "pull access denied")]
+
+
+def test_error_arriving_after_completion_is_reported():
+    progress = BuildProgress()
+    t = "2024-01-01T00:00:00Z"
+    assert progress.update(vx(name="exporting cache to registry", started=t, completed=t)) == [
+        "#1 exporting cache to registry  0.0s"
+    ]
+    assert progress.update(vx(completed=t, error="boom")) == ["#1 exporting cache to registry  ERROR: boom"]
+    assert progress.cache_export_errors() == ["boom"]
+
+
+def test_cache_vertices_of_other_backends():
+    progress = BuildProgress()
+    t = "2024-01-01T00:00:00Z"
+    names = [
+        ("importing cache manifest from gha:123", "import failed"),
+        ("exporting cache to GitHub Actions Cache", "gha failed"),
+        ("exporting cache to client directory", "local failed"),
+        ("preparing layers for inline cache", "inline failed"),
+        ("exporting to image", "image failed"),
+    ]
+    progress.update(
+        {
+            "vertexes": [
+                {"digest": f"sha256:{i}", "name": n, "started": t, "completed": t, "error": e}
+                for i, (n, e) in enumerate(names)
+            ]
+        }
+    )
+    assert progress.cache_import_errors() == ["import failed"]
+    assert progress.cache_export_errors() == ["gha failed", "local failed", "inline failed"]
+
+
+def test_logs_are_split_into_lines_across_events_and_flushed_on_completion():
+    progress = BuildProgress()
+    t = "2024-01-01T00:00:00Z"
+    progress.update(vx(name="[1/1] RUN x", started=t))
+    assert progress.update({"logs": [{"vertex": D1, "stream": 1, "data": b64("one\ntw")}]}) == ["#1 one"]
+    assert progress.update({"logs": [{"vertex": D1, "stream": 2, "data": b64("err\r\n")}]}) == ["#1 err"]
+    assert progress.update({"logs": [{"vertex": D1, "stream": 1, "data": b64("o\nthr")}]}) == ["#1 two"]
+    lines = progress.update({**vx(completed="2024-01-01T00:00:02Z"), "logs": [{"vertex": D1, "data": b64("ee")}]})
+    assert lines == ["#1 three", "#1 [1/1] RUN x  2.0s"]
+    assert progress.update({"logs": [{"vertex": D1, "data": "not base64!"}]}) == []
+
+
+def test_warnings_are_decoded():
+    progress = BuildProgress()
+    lines = progress.update(
+        {"warnings": [{"vertex": D1, "level": 1, "short": b64("JSONArgsRecommended: use JSON"), "detail": []}]}
+    )
+    assert lines == ["#1 WARN: JSONArgsRecommended: use JSON"]
+    assert progress.update({"warnings": [{"short": b64("no vertex")}]}) == ["WARN: no vertex"]
+    assert progress.warnings() == ["JSONArgsRecommended: use JSON", "no vertex"]
+
+
+def test_junk_events_are_ignored():
+    progress = BuildProgress()
+    assert progress.update({}) == []
+    assert progress.update({"vertexes": [None, {"name": "no digest"}, {"digest": ""}], "logs": "x"}) == []
+    assert progress.steps() == [] and progress.cache_hit() == "none" and progress.failed_step() is None
+
+
+def test_text_events_pass_through():
+    progress = BuildProgress()
+    assert progress.update("ERROR: failed to solve: x") == ["ERROR: failed to solve: x"]
+    assert progress.text_lines() == ["ERROR: failed to solve: x"]
+
+
+# -- synthetic stream cases ----------------------------------------------------------------------------
+
+
+def test_text_between_objects_and_a_trailing_partial_line():
+    stream = RawJsonStream()
+    events = stream.feed('{\n  "a": 1\n}\nWARNING: x\n{"b": 2}\n{"c": {\n')
+    assert events == [{"a": 1}, "WARNING: x", {"b": 2}]
+    assert stream.feed('  "d": 3\n}}\n') == [{"c": {"d": 3}}]
+    assert stream.feed("ERROR: no newline at the end") == []
+    assert stream.close() == ["ERROR: no newline at the end"]
+    assert stream.close() == []
+
+
+def test_lines_that_look_like_json_but_are_not():
+    events = decode('{not json}\n{"ok": true}\n{ "open": \nERROR: broken\n[1/2] RUN x\n\n   \n{"tail": 1}')
+    assert events == ["{not json}", {"ok": True}, '{ "open": ', "ERROR: broken", "[1/2] RUN x", {"tail": 1}]
+
+
+def test_an_object_that_never_closes_is_text_at_close():
+    stream = RawJsonStream()
+    assert stream.feed('{\n  "vertexes": [\n') == []
+    assert stream.close() == ["{", '  "vertexes": [']
+
+
+def test_two_objects_on_one_line_and_crlf():
+    assert decode('{"a": 1}{"b": 2}\r\n{"c": 3} trailing\r\n') == [{"a": 1}, {"b": 2}, {"c": 3}, "trailing"]
+
+
+def test_braces_inside_strings_do_not_confuse_the_decoder():
+    obj = {"logs": [{"vertex": D1, "data": b64("x"), "note": "}\n{\n}"}]}
+    pretty = json.dumps(obj, indent=2) + "\n"
+    assert decode(pretty) == [obj]
+    assert decode(pretty, [1]) == [obj]
+
+
+@settings(max_examples=60, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=12_000), max_size=30))
+def test_any_split_of_the_failure_output_decodes_the_same(cuts):
+    raw = fixture("fail")
+    stream = RawJsonStream()
+    events: list[dict | str] = []
+    last = 0
+    for cut in sorted(set(cuts)):
+        events += stream.feed(raw[last:cut])
+        last = cut
+    events += stream.feed(raw[last:]) + stream.close()
+    assert events == decode(raw)
+
+
+# -- Dockerfile error location -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            ["Dockerfile:3", "--------------------", ">>> RUN false", "--------------------", "ERROR: x"],
+            ("Dockerfile", 3),
+        ),
+        (["ci.Dockerfile:12", "--------------------", "ERROR: x"], ("ci.Dockerfile", 12)),
+        (["Dockerfile:10-12", "-----", "ERROR: x"], ("Dockerfile", 10)),
+        (["ERROR: failed to solve: localhost:5000", "localhost:5000"], None),
+        (["Dockerfile:3"], None),
+        ([], None),
+        (["a.Dockerfile:1", "-----", "b.Dockerfile:7", "-----", "ERROR: y", "c:9", "-----"], ("b.Dockerfile", 7)),
+    ],
+)
+def test_dockerfile_error_location(lines, expected):
+    assert dockerfile_error_location(lines) == expected
+
+
+# -- performance -----------------------------------------------------------------------------------------
+
+
+def _big_stream(target: int, pretty: bool) -> str:
+    parts: list[str] = []
+    size = 0
+    i = 0
+    while size < target:
+        obj = {
+            "vertexes": [
+                {
+                    "digest": f"sha256:{i % 50:064x}",
+                    "name": f"[{i % 50 + 1}/50] RUN step {i % 50}",
+                    "started": "2024-01-01T00:00:00.123456789Z",
+                }
+            ],
+            "statuses": [
+                {
+                    "id": f"s{i}",
+                    "vertex": f"sha256:{i % 50:064x}",
+                    "current": i,
+                    "timestamp": "2024-01-01T00:00:00.123456789Z",
+                }
+            ],
+            "logs": [
+                {
+                    "vertex": f"sha256:{i % 50:064x}",
+                    "stream": 1,
+                    "data": b64(f"line {i}\n" * 5),
+                    "timestamp": "2024-01-01T00:00:00.123456789Z",
+                }
+            ],
+        }
+        text = (json.dumps(obj, indent=2) if pretty else json.dumps(obj)) + "\n"
+        parts.append(text)
+        size += len(text)
+        i += 1
+        if i % 1000 == 0:
+            parts.append("some plain text line\n")
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("pretty", [True, False], ids=["pretty", "one-per-line"])
+def test_a_5mb_stream_parses_fast(pretty):
+    raw = _big_stream(5_000_000, pretty)
+    count = raw.count('"vertexes"')
+    start = time.perf_counter()
+    events = decode(raw, [4096, 1, 37, 65536, 512])
+    elapsed = time.perf_counter() - start
+    assert sum(isinstance(e, dict) for e in events) == count
+    assert elapsed < 5.0, elapsed  # about 0.1-0.3 s on a laptop; generous for slow CI
+
+
+def test_one_huge_object_in_small_chunks_is_not_quadratic():
+    obj = {"logs": [{"vertex": D1, "stream": 1, "data": "A" * 5_000_000}]}
+    for raw in (json.dumps(obj, indent=2) + "\n", json.dumps(obj) + "\n"):
+        start = time.perf_counter()
+        assert decode(raw, [1024]) == [obj]
+        assert time.perf_counter() - start < 5.0
