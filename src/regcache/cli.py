@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from regcache import __version__
 from regcache.inputs import INPUTS, env_name
 
+# Inputs that take one item per line in a workflow: on the command line, the flag is repeated.
+MULTILINE = ("build-args", "labels", "tags", "platforms", "try-branches", "auto-branches")
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -25,8 +28,12 @@ def parser() -> argparse.ArgumentParser:
         if spec.secret:
             continue
         default = "computed" if spec.default is None else repr(spec.default.replace("\n", ","))
-        p.add_argument(f"--{spec.name}", dest=spec.name, metavar="VALUE",
-                       help=f"{spec.help} [default: {default}]")
+        if spec.name in MULTILINE:
+            p.add_argument(f"--{spec.name}", dest=spec.name, metavar="VALUE", action="append",
+                           help=f"{spec.help} Repeat the flag for more. [default: {default}]")
+        else:
+            p.add_argument(f"--{spec.name}", dest=spec.name, metavar="VALUE",
+                           help=f"{spec.help} [default: {default}]")
     p.add_argument("--github-token-stdin", action="store_true",
                    help="Read the registry token (input github-token) from stdin, so it is never in argv.")
     p.add_argument("--event-name", help="Simulate GITHUB_EVENT_NAME, e.g. push or pull_request.")
@@ -43,10 +50,8 @@ def apply_flags(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
     for spec in INPUTS:
         value = args.get(spec.name)
         if value is not None:
-            # Comma-separated lists on the command line become the multiline form inputs use.
-            if spec.name in ("try-branches", "auto-branches"):
-                value = "\n".join(v.strip() for v in value.split(","))
-            result[env_name(spec.name)] = value
+            # A repeated flag becomes the multiline form the input has in a workflow.
+            result[env_name(spec.name)] = "\n".join(value) if isinstance(value, list) else value
     if args["github_token_stdin"]:
         result[env_name("github-token")] = sys.stdin.readline().strip()
     for flag, var in (("event_name", "GITHUB_EVENT_NAME"), ("ref", "GITHUB_REF"),
