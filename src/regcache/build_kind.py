@@ -21,7 +21,9 @@ class BuildKind:
     kind: str          # one of KINDS
     reason: str        # one sentence for the log and the summary
     fork: bool = False  # the code comes from another repository: never write, whatever the inputs say
-    branch: str = ""   # the pushed branch, when there is one
+    # The branch whose moving cache ref this run reads first (and updates, if it writes): the pushed
+    # branch, or the base branch of a pull request or merge queue.
+    branch: str = ""
 
 
 def classify(event: Event, try_branches: Sequence[str], auto_branches: Sequence[str]) -> BuildKind:
@@ -39,12 +41,14 @@ def classify(event: Event, try_branches: Sequence[str], auto_branches: Sequence[
         return BuildKind("other", f"push to branch {branch!r}, which is neither a try nor an auto branch",
                          branch=branch)
     if name == "merge_group":
-        return BuildKind("auto", "merge_group event (merge queue)")
+        base = _str(_get(event.payload, "merge_group", "base_ref")).removeprefix("refs/heads/")
+        return BuildKind("auto", "merge_group event (merge queue)", branch=base)
     if name in ("pull_request", "pull_request_target"):
         fork = _is_fork(event)
         number = event.payload.get("number") or _get(event.payload, "pull_request", "number")
         origin = "from a fork" if fork else "from this repository"
-        return BuildKind("pr", f"{name} event for pull request #{number} {origin}", fork=fork)
+        base = _str(_get(event.payload, "pull_request", "base", "ref"))
+        return BuildKind("pr", f"{name} event for pull request #{number} {origin}", fork=fork, branch=base)
     if not name:
         return BuildKind("other", "not running in GitHub Actions (no GITHUB_EVENT_NAME)")
     fork = isinstance(event.payload.get("pull_request"), Mapping) and _is_fork(event)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from regcache.settings import Settings
 
 
@@ -15,8 +17,9 @@ def cache_to(cache_ref: str, *, mode: str, compression: str, fail_on_error: bool
             f"oci-mediatypes=true,ignore-error={str(not fail_on_error).lower()}")
 
 
-def build_argv(s: Settings, *, cache_ref: str, read: bool, write: bool, builder: str,
+def build_argv(s: Settings, *, import_refs: Sequence[str], export_ref: str, builder: str,
                metadata_file: str, iidfile: str) -> list[str]:
+    """import_refs: the cache refs to read, best first; export_ref: where to write the cache, "" for nowhere."""
     argv = ["docker", "buildx", "build", "--progress=rawjson", "--file", str(s.file)]
     if builder:
         argv += ["--builder", builder]
@@ -34,10 +37,10 @@ def build_argv(s: Settings, *, cache_ref: str, read: bool, write: bool, builder:
         argv.append("--load")
     if s.push:
         argv.append("--push")
-    if read:
-        argv += ["--cache-from", cache_from(cache_ref)]
-    if write:
-        argv += ["--cache-to", cache_to(cache_ref, mode=s.cache_mode, compression=s.cache_compression,
+    for ref in import_refs:
+        argv += ["--cache-from", cache_from(ref)]
+    if export_ref:
+        argv += ["--cache-to", cache_to(export_ref, mode=s.cache_mode, compression=s.cache_compression,
                                         fail_on_error=s.fail_on_cache_error)]
     argv += ["--metadata-file", metadata_file, "--iidfile", iidfile, str(s.context)]
     return argv

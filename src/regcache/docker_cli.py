@@ -99,6 +99,16 @@ class DockerCLI:
             if not quiet:
                 raise self._fail(e) from None
 
+    def run(self, argv: Sequence[str]) -> str:
+        """Run a short docker command and return its stdout; CommandFailed on failure."""
+        from python_on_whales.utils import run
+
+        self._echo(argv)
+        try:
+            return run(list(argv), capture_stdout=True, capture_stderr=True)
+        except self._DockerException as e:
+            raise self._fail(e) from None
+
     def stream(self, argv: Sequence[str], on_stderr: Callable[[str], None],
                on_stdout: Callable[[str], None]) -> int:
         """Run a long command, handing each output line over as it arrives; return its exit code."""

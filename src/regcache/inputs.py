@@ -31,6 +31,7 @@ INPUTS: tuple[Input, ...] = (
     Input("cache-image", None, "Repository that holds the cache [ghcr.io/<owner>/<repo>-cache, lowercased]."),
     Input("cache-key", "", "Cache tag [computed from the Dockerfile, the files it copies and the build inputs]."),
     Input("cache-version", "1", "A salt for the cache key: change it to start every cache afresh."),
+    Input("cache-from", "", "Extra cache refs to read after the run's own (image:tag, one per line)."),
     Input("cache-mode", "max", "max: keep every intermediate layer; min: only the final image's."),
     Input("cache-compression", "zstd", "Cache layer compression: zstd|gzip|estargz|uncompressed."),
     Input("registry-username", None, "User for the cache registry [the workflow's actor]."),
@@ -43,6 +44,9 @@ INPUTS: tuple[Input, ...] = (
     Input("buildkit-image", "moby/buildkit:buildx-stable-1",
           "BuildKit image for a docker-container builder, when one must be created."),
     Input("fail-on-cache-error", "false", "Fail the build when the cache cannot be written (true|false)."),
+    Input("image-repository", "", "Repository for the image built for each cache key (<repo>:<cache-key>)."),
+    Input("reuse-image", "", "Pull <image-repository>:<cache-key> instead of building when it exists "
+          "[true when image-repository is set]."),
 )
 
 BY_NAME = {i.name: i for i in INPUTS}

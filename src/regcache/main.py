@@ -1,4 +1,4 @@
-"""Sequence the run: inputs -> build kind -> cache plan -> engine and builder -> login -> build -> report."""
+"""Sequence the run: inputs -> build kind -> cache plan -> engine, builder, login -> probe -> build -> report."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from regcache.build_kind import classify
-from regcache.buildx_args import build_argv
 from regcache.cache_plan import CachePlan, plan_cache
 from regcache.errors import BuildError, RegcacheError
 from regcache.inputs import env_name
 from regcache.log import Log
 from regcache.report import Outcome, summary_markdown, write_outputs, write_summary
-from regcache.settings import Settings, load_settings
+from regcache.settings import Settings, load_settings, registry_host
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -43,7 +42,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 
 def run(s: Settings, log: Log) -> int:
-    from regcache.cache_key import compute_cache_key
+    from regcache.cache_key import compute_cache_key, slug
 
     with log.group("Build kind and cache plan"):
         kind = classify(s.event, s.try_branches, s.auto_branches)
@@ -67,22 +66,26 @@ def run(s: Settings, log: Log) -> int:
         log.info(f"cache key: {key} ({why})")
         log.info(f"cache ref: {cache_ref}")
 
-    outcome = Outcome(kind=kind, plan=plan, cache_key=key, cache_ref=cache_ref)
+    outcome = Outcome(kind=kind, plan=plan, cache_key=key, cache_ref=cache_ref,
+                      dockerfile_slug=slug(_relative(s.file, s.workspace)))
     try:
         with ExitStack() as cleanup:
-            outcome = _build(s, log, outcome, cleanup)
+            _build(s, log, outcome, cleanup)
     finally:
         write_outputs(outcome.outputs(), s.output_file, log)
         write_summary(summary_markdown(outcome, log.warnings), s.summary_file)
     return 0
 
 
-def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> Outcome:
+def _relative(path: Path, workspace: Path) -> str:
+    return os.path.relpath(path, workspace) if path.is_relative_to(workspace) else str(path)
+
+
+def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     from regcache.builder import choose_builder
-    from regcache.docker_cli import CommandFailed, DockerCLI
+    from regcache.docker_cli import DockerCLI
 
     cli = DockerCLI(log)
-    plan = o.plan
     with log.group("Engine, builder and registry login"):
         containerd_store = cli.check_engine()
         builder = choose_builder(cli, log, requested=s.builder, buildkit_image=s.buildkit_image,
@@ -91,39 +94,155 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> Outcome:
         o.builder_reason = builder.reason
         if builder.created:
             cleanup.callback(_warn_on_failure, log, "remove the builder", cli.remove_builder, builder.name)
-        if plan.write and not builder.can_export:
-            plan = CachePlan(plan.read, False, plan.reason + "; but no builder here can export cache")
-        if s.github_token and (plan.read or plan.write):
-            try:
-                cli.login(s.cache_registry, s.registry_username, s.github_token)
-                cleanup.callback(_warn_on_failure, log, f"log out of {s.cache_registry}", cli.logout,
-                                 s.cache_registry)
-            except CommandFailed as e:
-                # Logout anyway: a failed login may still have left an entry behind.
-                cleanup.callback(_warn_on_failure, log, f"log out of {s.cache_registry}", cli.logout,
-                                 s.cache_registry)
-                log.warning(f"could not log in to {s.cache_registry} as {s.registry_username!r}: {e}. "
-                            "Building without writing the cache; reading only works if it is public")
-                if plan.write:
-                    plan = CachePlan(plan.read, False, plan.reason + "; but the registry login failed")
-        o.plan = plan
+        if o.plan.write and not builder.can_export:
+            o.plan = _no_write(o.plan, "no builder here can export cache")
+        _login_all(s, log, o, cli, cleanup)
+
+    registry = _Registries(s)
+    with log.group("Cache probe"):
+        import_refs = _probe(s, log, o, registry)
+
+    if s.image_repository and s.reuse_image and _reuse(s, log, o, cli, registry):
+        return
 
     tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="regcache-")))
     metadata_file, iidfile = tmp / "metadata.json", tmp / "iid"
-    argv = build_argv(s, cache_ref=o.cache_ref, read=plan.read, write=plan.write, builder=builder.name,
-                      metadata_file=str(metadata_file), iidfile=str(iidfile))
+    from regcache.buildx_args import build_argv
+
+    argv = build_argv(s, import_refs=import_refs, export_ref=o.cache_ref if o.plan.write else "",
+                      builder=builder.name, metadata_file=str(metadata_file), iidfile=str(iidfile))
     with log.group("Build"):
-        o = _run_build(cli, log, o, argv, os.path.relpath(s.file, s.workspace))
-    if o.failed:
-        return o
+        _run_build(cli, log, o, argv, _relative(s.file, s.workspace))
+    o.result = "built"
     o.imageid = iidfile.read_text().strip() if iidfile.exists() else ""
     if metadata_file.exists():
-        metadata = json.loads(metadata_file.read_text() or "{}")
-        o.digest = metadata.get("containerimage.digest", "")
-    return o
+        o.digest = json.loads(metadata_file.read_text() or "{}").get("containerimage.digest", "")
+    if o.plan.write:
+        with log.group("Publish"):
+            _publish(s, log, o, cli, registry)
 
 
-def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str) -> Outcome:
+def _no_write(plan: CachePlan, why: str) -> CachePlan:
+    return CachePlan(plan.read, False, f"{plan.reason}; but {why}")
+
+
+def _login_all(s: Settings, log: Log, o: Outcome, cli, cleanup: ExitStack) -> None:
+    """Log in to each registry the run talks to; log out at the end on every path."""
+    from regcache.docker_cli import CommandFailed
+
+    if not s.github_token or not (o.plan.read or o.plan.write or s.image_repository):
+        return
+    hosts = [s.cache_registry] + ([registry_host(s.image_repository)] if s.image_repository else [])
+    for host in dict.fromkeys(hosts):
+        # Registered before trying: a failed login may still have left an entry behind.
+        cleanup.callback(_warn_on_failure, log, f"log out of {host}", cli.logout, host)
+        try:
+            cli.login(host, s.registry_username, s.github_token)
+        except CommandFailed as e:
+            log.warning(f"could not log in to {host} as {s.registry_username!r}: {e}. Building without "
+                        "writing the cache; reading only works if it is public")
+            if o.plan.write and host == s.cache_registry:
+                o.plan = _no_write(o.plan, "the registry login failed")
+
+
+class _Registries:
+    """One registry client per host, made on first use, with the run's credentials."""
+
+    def __init__(self, s: Settings):
+        self._s, self._clients = s, {}
+
+    def __call__(self, host: str):
+        from regcache.registry import RegistryClient
+
+        if host not in self._clients:
+            self._clients[host] = RegistryClient(host, username=self._s.registry_username,
+                                                 password=self._s.github_token)
+        return self._clients[host]
+
+
+def _probe(s: Settings, log: Log, o: Outcome, registry: _Registries) -> list[str]:
+    from regcache.cache_refs import read_refs
+    from regcache.probe import miss_warning, probe
+
+    if not o.plan.read:
+        o.probe = "miss"
+        log.info("cache reading is off: nothing to probe")
+        return []
+    refs = read_refs(s.cache_image, o.cache_key, o.dockerfile_slug, o.kind.branch, s.auto_branches,
+                     s.cache_from)
+    p = probe(refs, registry)
+    o.probe = p.result
+    for ref in refs:
+        log.info(f"  {'found  ' if ref in p.found else 'missing'} {ref}")
+    for error in p.errors:
+        log.warning(f"could not look up the cache: {error}")
+    log.info(f"cache probe: {p.result}")
+    if p.result == "miss" and not o.plan.write:
+        log.warning(miss_warning(p, s.cache_image))
+    return list(p.import_refs)
+
+
+def _reuse(s: Settings, log: Log, o: Outcome, cli, registry: _Registries) -> bool:
+    """Pull the image already built for this key instead of building it again."""
+    from regcache.cache_refs import split_ref
+    from regcache.docker_cli import CommandFailed
+    from regcache.registry import RegistryError
+
+    ref = f"{s.image_repository}:{o.cache_key}"
+    with log.group("Reuse the image built for this key"):
+        host, repository, tag = split_ref(ref)
+        try:
+            exists = registry(host).manifest_digest(repository, tag) is not None
+        except RegistryError as e:
+            log.warning(f"could not look up {ref}: {e}; building instead")
+            return False
+        if not exists:
+            log.info(f"{ref} does not exist yet: building")
+            return False
+        try:
+            cli.run(["docker", "pull", "--quiet", ref])
+            for tag_ref in s.tags:
+                cli.run(["docker", "tag", ref, tag_ref])
+                if s.push:
+                    cli.run(["docker", "push", "--quiet", tag_ref])
+            o.imageid = cli.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref]).strip()
+        except CommandFailed as e:
+            log.warning(f"could not reuse {ref}: {e}; building instead")
+            return False
+        o.result, o.cache_hit = "reused", "full"
+        o.plan = CachePlan(o.plan.read, False, f"{o.plan.reason}; the image for this key exists and was reused")
+        log.info(f"reused {ref}: no build, no cache export")
+        return True
+
+
+def _publish(s: Settings, log: Log, o: Outcome, cli, registry: _Registries) -> None:
+    """After a successful write: move the branch's fallback ref, and push the image for this key."""
+    from regcache.cache_refs import branch_tag, split_ref
+    from regcache.docker_cli import CommandFailed
+    from regcache.registry import RegistryError
+
+    if o.kind.branch:
+        host, repository, tag = split_ref(o.cache_ref)
+        moving = branch_tag(o.dockerfile_slug, o.kind.branch)
+        try:
+            registry(host).copy_tag(repository, tag, moving)
+            log.info(f"fallback ref {s.cache_image}:{moving} -> {o.cache_ref}")
+        except RegistryError as e:
+            log.warning(f"could not update the fallback cache ref {s.cache_image}:{moving}: {e}")
+    if s.image_repository:
+        ref = f"{s.image_repository}:{o.cache_key}"
+        if not (s.load and o.imageid):
+            log.warning(f"the image for this key was not pushed to {ref}: it needs load: true")
+            return
+        try:
+            cli.run(["docker", "tag", o.imageid, ref])
+            cli.run(["docker", "push", "--quiet", ref])
+            log.info(f"pushed {ref}: later runs with this key reuse it")
+        except CommandFailed as e:
+            log.warning(f"could not push {ref}: {e}")
+
+
+def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str) -> None:
     from regcache.progress import BuildProgress, RawJsonStream, dockerfile_error_location
 
     stream, progress, text_lines = RawJsonStream(), BuildProgress(), []
@@ -151,6 +270,8 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str) -> O
             log.warning(f"the cache could not be read from {o.cache_ref}: {error}")
     for error in progress.cache_export_errors():
         log.warning(f"the cache could not be written to {o.cache_ref}: {error}")
+        if o.plan.write:
+            o.plan = _no_write(o.plan, "the export failed")
     if not o.plan.read:
         o.cache_hit = "none"
     cached = sum(1 for step in o.steps if step.cached)
@@ -163,7 +284,6 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str) -> O
                    else (errors[-1] if errors else (text_lines[-1] if text_lines else f"exit code {code}")))
         o.failed = message
         raise BuildError(message, file=dockerfile, line=location[1] if location else None)
-    return o
 
 
 def _warn_on_failure(log: Log, what: str, fn, *args) -> None:

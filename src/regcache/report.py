@@ -18,7 +18,10 @@ class Outcome:
     plan: CachePlan
     cache_key: str
     cache_ref: str
+    dockerfile_slug: str = ""
     builder_reason: str = ""
+    probe: str = "miss"           # exact | fallback | miss
+    result: str = "built"         # built | reused
     steps: list[Step] = field(default_factory=list)
     cache_hit: str = "none"
     slowest: list[Step] = field(default_factory=list)
@@ -36,6 +39,8 @@ class Outcome:
             "cache-read": str(self.plan.read).lower(),
             "cache-write": str(self.plan.write).lower(),
             "cache-hit": self.cache_hit,
+            "cache-probe": self.probe,
+            "result": self.result,
             "cached-steps": str(cached),
             "total-steps": str(len(self.steps)),
             "imageid": self.imageid,
@@ -57,7 +62,8 @@ def write_outputs(outputs: dict[str, str], output_file: str, log: Log) -> None:
 
 def summary_markdown(o: Outcome, warnings: list[str]) -> str:
     out = o.outputs()
-    status = f"failed: {o.failed}" if o.failed else f"built in {o.seconds:.1f}s"
+    status = (f"failed: {o.failed}" if o.failed else "reused the image built for this key" if o.result == "reused"
+              else f"built in {o.seconds:.1f}s")
     lines = [
         "## regcache",
         "",
@@ -67,7 +73,7 @@ def summary_markdown(o: Outcome, warnings: list[str]) -> str:
         "|---|---|",
         f"| Build kind | `{o.kind.kind}`: {o.kind.reason} |",
         f"| Cache | read: `{out['cache-read']}`, write: `{out['cache-write']}`: {o.plan.reason} |",
-        f"| Cache ref | `{o.cache_ref}` |",
+        f"| Cache ref | `{o.cache_ref}` (probe: `{o.probe}`) |",
         f"| Builder | {o.builder_reason} |",
         f"| Cache hit | `{o.cache_hit}`: {out['cached-steps']} of {out['total-steps']} steps cached |",
     ]

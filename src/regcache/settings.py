@@ -31,6 +31,7 @@ REPOSITORY_RE = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 IMAGE_RE = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
                       r"(?:@sha256:[0-9a-f]{64})?$")
+TAGGED_RE = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}$")
 PLATFORM_RE = re.compile(r"^[a-z0-9_]+(?:/[a-z0-9_.-]+){1,2}$")
 ARG_NAME_RE = re.compile(r"^[^\s=]+$")
 
@@ -50,6 +51,7 @@ class Settings:
     cache_image: str
     cache_key: str                 # "" = compute it
     cache_version: str
+    cache_from: tuple[str, ...]    # extra refs to read
     cache_mode: str
     cache_compression: str
     registry_username: str
@@ -60,6 +62,8 @@ class Settings:
     other_cache: str
     buildkit_image: str
     fail_on_cache_error: bool
+    image_repository: str          # "" = no per-key image
+    reuse_image: bool
     workspace: Path
     event: Event
     in_github_actions: bool
@@ -100,6 +104,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         cache_image=_cache_image(raw, repository),
         cache_key=_cache_key(raw),
         cache_version=_nonempty_line(raw, "cache-version"),
+        cache_from=tuple(_checked_list(raw, "cache-from", TAGGED_RE, "image references with a tag, e.g. "
+                                       "ghcr.io/owner/repo-cache:main")),
         cache_mode=_choice(raw, "cache-mode", CACHE_MODES),
         cache_compression=_choice(raw, "cache-compression", COMPRESSIONS),
         registry_username=raw.get("registry-username", env.get("GITHUB_ACTOR", "")),
@@ -110,6 +116,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         other_cache=_choice(raw, "other-cache", OTHER_CACHE),
         buildkit_image=_image(raw, "buildkit-image"),
         fail_on_cache_error=_bool(raw, "fail-on-cache-error"),
+        image_repository=_repository(raw, "image-repository", ""),
+        reuse_image=_bool(raw, "reuse-image", default="true" if raw.get("image-repository") else "false"),
         workspace=workspace,
         event=event,
         in_github_actions=env.get("GITHUB_ACTIONS") == "true",
@@ -142,8 +150,8 @@ def _choice(raw: _Raw, name: str, accepted: tuple[str, ...]) -> str:
     return value
 
 
-def _bool(raw: _Raw, name: str) -> bool:
-    value = raw.get(name)
+def _bool(raw: _Raw, name: str, default: str = "") -> bool:
+    value = raw.get(name) or default
     if value in TRUE:
         return True
     if value in FALSE:
@@ -195,17 +203,22 @@ def _image(raw: _Raw, name: str) -> str:
 
 def _cache_image(raw: _Raw, repository: str) -> str:
     default = f"ghcr.io/{repository}-cache".lower() if repository else ""
-    value = raw.get("cache-image", default)
+    value = _repository(raw, "cache-image", default)
     if not value:
         raise InputError("cache-image", "is not set and GITHUB_REPOSITORY is not there to derive it",
                          "a repository such as ghcr.io/owner/repo-cache")
-    if not REPOSITORY_RE.match(value):
+    return value
+
+
+def _repository(raw: _Raw, name: str, default: str) -> str:
+    value = raw.get(name, default)
+    if value and not REPOSITORY_RE.match(value):
         hint = ""
         if value != value.lower():
             hint = " (it must be lowercase)"
         elif "@" in value or value.rsplit("/", 1)[-1].count(":"):
             hint = " (give the repository only: the tag is the cache key)"
-        raise InputError("cache-image", f"{value!r} is not a valid repository{hint}",
+        raise InputError(name, f"{value!r} is not a valid repository{hint}",
                          "a lowercase repository without tag or digest, such as ghcr.io/owner/repo-cache")
     return value
 

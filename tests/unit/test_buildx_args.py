@@ -17,7 +17,9 @@ def base(tmp_path):
 
 
 def argv(s, **kw):
-    opts = dict(cache_ref=REF, read=True, write=True, builder="", metadata_file="/t/m.json", iidfile="/t/iid")
+    read, write = kw.pop("read", True), kw.pop("write", True)
+    opts = dict(import_refs=[REF] if read else [], export_ref=REF if write else "", builder="",
+                metadata_file="/t/m.json", iidfile="/t/iid")
     opts.update(kw)
     return build_argv(s, **opts)
 
@@ -47,6 +49,12 @@ def test_table(base):
     ]
     for settings, kw, expected in cases:
         assert argv(settings, **kw) == expected
+
+
+def test_fallback_refs_are_read_in_order(base):
+    refs = [REF, "ghcr.io/o/r-cache:ci-auto", "ghcr.io/x/y:z"]
+    got = build_argv(base, import_refs=refs, export_ref="", builder="", metadata_file="/m", iidfile="/i")
+    assert [got[i + 1] for i, a in enumerate(got) if a == "--cache-from"] == [f"type=registry,ref={r}" for r in refs]
 
 
 def test_token_never_in_argv(base):

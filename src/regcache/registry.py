@@ -1,0 +1,174 @@
+"""A small client for the registry HTTP API v2: what regcache needs to know what exists before it builds.
+
+Basic and Bearer challenges both work (the local test registry asks for Basic, ghcr.io for a Bearer token
+from its realm). Every call has a timeout; 429, 5xx and connection errors are retried a bounded number of
+times with backoff; 401, 403 and 404 are answers, never retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+class RegistryError(Exception):
+    """The registry could not answer (after retries), or refused: the message says which and why."""
+
+    def __init__(self, message: str, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    media_type: str
+    digest: str
+    body: bytes
+
+
+def _plain_http(host: str) -> bool:
+    # Docker and BuildKit allow plain HTTP for loopback registries only; so do we.
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name in ("localhost", "127.0.0.1", "[::1]")
+
+
+def _challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.partition(" ")
+    params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
+    return scheme.lower(), params
+
+
+class RegistryClient:
+    def __init__(self, host: str, *, username: str = "", password: str = "", timeout: float = 15.0,
+                 retries: int = 3, backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep):
+        self.host = host
+        self.base = f"{'http' if _plain_http(host) else 'https'}://{host}"
+        self._auth = (username or "regcache", password) if password else None
+        self.timeout, self.retries, self.backoff, self._sleep = timeout, retries, backoff, sleep
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = "regcache"
+        self._tokens: dict[str, str] = {}   # scope -> bearer token
+        self._basic = False                 # the registry asked for Basic auth
+
+    # -- transport --------------------------------------------------------------------------------------
+    def _send(self, method: str, url: str, **kwargs) -> requests.Response:
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._session.request(method, url, timeout=self.timeout, allow_redirects=True,
+                                                 **kwargs)
+            except requests.RequestException as e:
+                if attempt == self.retries:
+                    raise RegistryError(f"{method} {url}: {type(e).__name__}: {_short(e)}") from None
+            else:
+                if response.status_code not in RETRY_STATUSES or attempt == self.retries:
+                    return response
+            self._sleep(self.backoff * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _request(self, method: str, path: str, scope: str, headers: dict[str, str] | None = None,
+                 data: bytes | None = None) -> requests.Response:
+        url = f"{self.base}{path}"
+        headers = dict(headers or {})
+        response = self._send(method, url, headers={**headers, **self._auth_header(scope)}, data=data)
+        if response.status_code == 401 and "www-authenticate" in response.headers:
+            scheme, params = _challenge(response.headers["www-authenticate"])
+            if scheme == "basic" and self._auth and not self._basic:
+                self._basic = True
+            elif scheme == "bearer" and scope not in self._tokens:
+                self._tokens[scope] = self._fetch_token(params, scope)
+            else:
+                return response
+            response = self._send(method, url, headers={**headers, **self._auth_header(scope)}, data=data)
+        return response
+
+    def _auth_header(self, scope: str) -> dict[str, str]:
+        if scope in self._tokens:
+            return {"Authorization": f"Bearer {self._tokens[scope]}"}
+        if self._basic and self._auth:
+            pair = f"{self._auth[0]}:{self._auth[1]}".encode()
+            return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+        return {}
+
+    def _fetch_token(self, params: dict[str, str], scope: str) -> str:
+        realm = params.get("realm")
+        if not realm:
+            raise RegistryError("the registry asked for a Bearer token without saying where to get it (no realm)")
+        query = {"service": params.get("service", ""), "scope": params.get("scope") or scope}
+        response = self._send("GET", realm, params=query, auth=self._auth)
+        if response.status_code != 200:
+            raise RegistryError(f"token request to {realm} for {query['scope']!r} failed: HTTP "
+                                f"{response.status_code}", response.status_code)
+        try:
+            body = response.json()
+            return body.get("token") or body["access_token"]
+        except (ValueError, KeyError):
+            raise RegistryError(f"token endpoint {realm} answered without a token") from None
+
+    # -- API --------------------------------------------------------------------------------------------
+    def ping(self) -> bool:
+        """True when the registry answers the v2 API (401 counts: it is there and wants credentials)."""
+        return self._send("GET", f"{self.base}/v2/").status_code in (200, 401)
+
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        """The digest a tag points at, or None when it does not exist."""
+        response = self._request("HEAD", f"/v2/{repository}/manifests/{reference}", _pull(repository),
+                                 {"Accept": ", ".join(MANIFEST_TYPES)})
+        if response.status_code == 404:
+            return None
+        _check(response, f"HEAD {repository}:{reference}")
+        return response.headers.get("Docker-Content-Digest") or ""
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest | None:
+        response = self._request("GET", f"/v2/{repository}/manifests/{reference}", _pull(repository),
+                                 {"Accept": ", ".join(MANIFEST_TYPES)})
+        if response.status_code == 404:
+            return None
+        _check(response, f"GET {repository}:{reference}")
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return Manifest(media_type, response.headers.get("Docker-Content-Digest", ""), response.content)
+
+    def put_manifest(self, repository: str, tag: str, manifest: Manifest) -> str:
+        """Tag an existing manifest again: its blobs are already there, so nothing is uploaded."""
+        response = self._request("PUT", f"/v2/{repository}/manifests/{tag}", _push(repository),
+                                 {"Content-Type": manifest.media_type}, data=manifest.body)
+        _check(response, f"PUT {repository}:{tag}")
+        return response.headers.get("Docker-Content-Digest", "")
+
+    def copy_tag(self, repository: str, source: str, tag: str) -> str:
+        manifest = self.get_manifest(repository, source)
+        if manifest is None:
+            raise RegistryError(f"{repository}:{source} does not exist", 404)
+        return self.put_manifest(repository, tag, manifest)
+
+
+def _pull(repository: str) -> str:
+    return f"repository:{repository}:pull"
+
+
+def _push(repository: str) -> str:
+    return f"repository:{repository}:pull,push"
+
+
+def _check(response: requests.Response, what: str) -> None:
+    if response.status_code >= 400:
+        reason = {401: "unauthorized (no or wrong credentials)", 403: "denied (the token lacks the permission)",
+                  429: "rate limited"}.get(response.status_code, response.reason or "error")
+        raise RegistryError(f"{what}: HTTP {response.status_code} {reason}", response.status_code)
+
+
+def _short(e: Exception) -> str:
+    text = str(e)
+    return text if len(text) < 300 else text[:300] + "..."
