@@ -1,19 +1,26 @@
-"""The one way regcache runs a command: the docker CLI through python-on-whales.
+"""The one way regcache runs a command: the docker CLI, never through a shell.
 
-python-on-whales starts every process (no shell; `login` sends the password on stdin). This module adds
-what the action needs around it: each command echoed to the log, secrets redacted from anything shown,
-failures turned into regcache's typed errors or into results the caller can warn about, and the build's
-stderr streamed line by line so its rawjson progress can be read as it happens.
+Every command is echoed to the log with secrets redacted; a password only ever goes to stdin. Short
+commands have timeouts, so a hanging registry cannot hold a job forever; the build streams its stderr
+line by line so its rawjson progress is read as it happens, and is stopped if regcache itself is stopped.
+Builder management uses python-on-whales, which parses `docker buildx inspect` into typed objects.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from regcache.errors import EngineError
 from regcache.log import Log
+
+SHORT_TIMEOUT = 120.0        # info, inspect, login, logout, tag
+TRANSFER_TIMEOUT = 1800.0    # pull, push
 
 
 @dataclass(frozen=True)
@@ -27,98 +34,126 @@ class CommandFailed(Exception):
 
 
 class DockerCLI:
-    def __init__(self, log: Log):
+    def __init__(self, log: Log, docker: str = "docker"):
         self.log = log
-        # Imported here, not at module level: python-on-whales (with pydantic) costs ~0.4 s to import.
-        from python_on_whales import DockerClient, DockerException
-
-        self._client = DockerClient()
-        self._DockerException = DockerException
-
-    def _fail(self, e: Exception) -> CommandFailed:
-        text = self.log.redact("\n".join(filter(None, (getattr(e, "stderr", None), getattr(e, "stdout", None)))))
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        return CommandFailed(lines[-1] if lines else f"exit code {getattr(e, 'return_code', '?')}")
+        self.docker = docker
+        if shutil.which(docker) is None:
+            raise EngineError(f"{docker!r} was not found on PATH: install the Docker CLI with buildx "
+                              "(Debian: docker-cli docker-buildx; see scripts/setup-engine.sh)")
 
     def _echo(self, argv: Sequence[str]) -> None:
         self.log.info(self.log.redact(f"$ {shlex.join(argv)}"))
 
-    def check_engine(self) -> bool:
-        """Return whether the engine uses the containerd image store; raise EngineError if it is unreachable."""
-        self._echo(["docker", "info"])
+    def run(self, argv: Sequence[str], *, stdin: str | None = None, timeout: float = SHORT_TIMEOUT) -> str:
+        """Run a short command and return its stdout; CommandFailed on failure or timeout."""
+        self._echo(argv)
         try:
-            info = self._client.info()
-        except self._DockerException as e:
-            raise EngineError(f"the Docker engine is not reachable: {self._fail(e)}. Is dockerd running and "
-                              "/var/run/docker.sock mounted (DOCKER_HOST)?") from None
-        except FileNotFoundError:
-            raise EngineError("the docker CLI was not found on PATH: install docker-cli and docker-buildx "
-                              "(see scripts/setup-engine.sh)") from None
-        return any(pair[-1] == "io.containerd.snapshotter.v1" for pair in (info.driver_status or []))
+            proc = subprocess.run(  # noqa: S603 - an argv list, never a shell
+                list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise CommandFailed(f"{argv[0]} {argv[1]} timed out after {timeout:.0f}s") from None
+        if proc.returncode != 0:
+            lines = [line.strip() for line in self.log.redact(proc.stderr or proc.stdout).splitlines()
+                     if line.strip()]
+            raise CommandFailed(lines[-1] if lines else f"exit code {proc.returncode}")
+        return proc.stdout
+
+    def check_engine(self) -> bool:
+        """Return whether the engine uses the containerd image store; EngineError if it is unreachable."""
+        try:
+            out = self.run([self.docker, "info", "--format", "{{json .DriverStatus}}"])
+        except CommandFailed as e:
+            host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+            raise EngineError(f"the Docker engine is not reachable at {host}: {e}. Is dockerd running, and is "
+                              "its socket mounted into the job?") from None
+        return "io.containerd.snapshotter.v1" in out
 
     def login(self, server: str, username: str, password: str) -> None:
-        self._echo(["docker", "login", "--username", username, "--password-stdin", server])
-        try:
-            self._client.login(server=server, username=username, password=password)
-        except self._DockerException as e:
-            raise self._fail(e) from None
+        self.run([self.docker, "login", "--username", username, "--password-stdin", server], stdin=password)
 
     def logout(self, server: str) -> None:
-        self._echo(["docker", "logout", server])
-        try:
-            self._client.logout(server=server)
-        except self._DockerException as e:
-            raise self._fail(e) from None
+        self.run([self.docker, "logout", server])
+
+    def pull(self, ref: str) -> None:
+        self.run([self.docker, "pull", "--quiet", ref], timeout=TRANSFER_TIMEOUT)
+
+    def push(self, ref: str) -> None:
+        self.run([self.docker, "push", "--quiet", ref], timeout=TRANSFER_TIMEOUT)
+
+    def tag(self, source: str, target: str) -> None:
+        self.run([self.docker, "tag", source, target])
+
+    def image_id(self, ref: str) -> str:
+        return self.run([self.docker, "image", "inspect", "--format", "{{.Id}}", ref]).strip()
+
+    def _whales(self):
+        # Imported on first use: python-on-whales (with pydantic) costs ~0.4 s to import.
+        from python_on_whales import DockerClient, DockerException
+
+        return DockerClient(client_call=[self.docker]), DockerException
 
     def inspect_builder(self, name: str | None = None) -> Builder:
-        self._echo(["docker", "buildx", "inspect", *([name] if name else [])])
+        client, DockerException = self._whales()
+        self._echo([self.docker, "buildx", "inspect", *([name] if name else [])])
         try:
-            builder = self._client.buildx.inspect(name)
-        except self._DockerException as e:
-            raise self._fail(e) from None
+            builder = client.buildx.inspect(name)
+        except DockerException as e:
+            raise CommandFailed(_last_line(self.log, e)) from None
         return Builder(builder.name, builder.driver)
 
     def create_builder(self, name: str, image: str) -> Builder:
-        self._echo(["docker", "buildx", "create", "--name", name, "--driver", "docker-container",
+        client, DockerException = self._whales()
+        self._echo([self.docker, "buildx", "create", "--name", name, "--driver", "docker-container",
                     "--driver-opt", f"image={image}", "--bootstrap"])
         try:
-            builder = self._client.buildx.create(name=name, driver="docker-container",
-                                                 driver_options={"image": image}, bootstrap=True)
-        except self._DockerException as e:
+            builder = client.buildx.create(name=name, driver="docker-container", driver_options={"image": image},
+                                           bootstrap=True)
+        except DockerException as e:
             # A half-made builder (its image could not be pulled) must not be left behind.
             self.remove_builder(name, quiet=True)
-            raise self._fail(e) from None
+            raise CommandFailed(_last_line(self.log, e)) from None
         return Builder(builder.name, builder.driver)
 
     def remove_builder(self, name: str, quiet: bool = False) -> None:
-        if not quiet:
-            self._echo(["docker", "buildx", "rm", name])
         try:
-            self._client.buildx.remove(name)
-        except self._DockerException as e:
-            if not quiet:
-                raise self._fail(e) from None
-
-    def run(self, argv: Sequence[str]) -> str:
-        """Run a short docker command and return its stdout; CommandFailed on failure."""
-        from python_on_whales.utils import run
-
-        self._echo(argv)
-        try:
-            return run(list(argv), capture_stdout=True, capture_stderr=True)
-        except self._DockerException as e:
-            raise self._fail(e) from None
+            if quiet:
+                subprocess.run([self.docker, "buildx", "rm", name], capture_output=True,  # noqa: S603
+                               timeout=SHORT_TIMEOUT, check=False)
+            else:
+                self.run([self.docker, "buildx", "rm", name])
+        except subprocess.TimeoutExpired:
+            pass
 
     def stream(self, argv: Sequence[str], on_stderr: Callable[[str], None],
                on_stdout: Callable[[str], None]) -> int:
-        """Run a long command, handing each output line over as it arrives; return its exit code."""
-        from python_on_whales.utils import stream_stdout_and_stderr
+        """Run a long command, handing each output line over as it arrives; return its exit code.
 
+        If regcache is interrupted (SIGINT, SIGTERM), the command is stopped too before cleanup goes on.
+        """
         self._echo(argv)
+        proc = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
+            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, encoding="utf-8", errors="replace", bufsize=1)
+        stdout_reader = threading.Thread(target=lambda: [on_stdout(line.rstrip("\n")) for line in proc.stdout],
+                                         daemon=True)
+        stdout_reader.start()
         try:
-            for source, line in stream_stdout_and_stderr(list(argv)):
-                text = line.decode("utf-8", "replace")
-                (on_stderr if source == "stderr" else on_stdout)(text)
-        except self._DockerException as e:
-            return e.return_code or 1
-        return 0
+            for line in proc.stderr:
+                on_stderr(line)
+            return proc.wait()
+        except BaseException:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
+        finally:
+            stdout_reader.join(timeout=5)
+
+
+def _last_line(log: Log, e: Exception) -> str:
+    text = log.redact("\n".join(filter(None, (getattr(e, "stderr", None), getattr(e, "stdout", None)))))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit code {getattr(e, 'return_code', '?')}"

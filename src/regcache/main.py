@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
@@ -20,9 +22,19 @@ from regcache.report import Outcome, summary_markdown, write_outputs, write_summ
 from regcache.settings import Settings, load_settings, registry_host
 
 
+class Terminated(BaseException):
+    """SIGTERM (a cancelled job): unwind like Ctrl-C so that logout and cleanup still run."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     from regcache.cli import apply_flags
 
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     env = apply_flags(sys.argv[1:] if argv is None else argv, os.environ if env is None else env)
     log = Log(github=env.get("GITHUB_ACTIONS") == "true")
     # Masked before anything else can print it.
@@ -37,8 +49,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         log.error(str(e))
         return e.exit_code
     except KeyboardInterrupt:
-        log.error("interrupted")
+        log.error("interrupted (SIGINT): the build was stopped and cleaned up")
         return 130
+    except Terminated:
+        log.error("terminated (SIGTERM): the build was stopped and cleaned up")
+        return 143
 
 
 def run(s: Settings, log: Log) -> int:
@@ -200,12 +215,12 @@ def _reuse(s: Settings, log: Log, o: Outcome, cli, registry: _Registries) -> boo
             log.info(f"{ref} does not exist yet: building")
             return False
         try:
-            cli.run(["docker", "pull", "--quiet", ref])
+            cli.pull(ref)
             for tag_ref in s.tags:
-                cli.run(["docker", "tag", ref, tag_ref])
+                cli.tag(ref, tag_ref)
                 if s.push:
-                    cli.run(["docker", "push", "--quiet", tag_ref])
-            o.imageid = cli.run(["docker", "image", "inspect", "--format", "{{.Id}}", ref]).strip()
+                    cli.push(tag_ref)
+            o.imageid = cli.image_id(ref)
         except CommandFailed as e:
             log.warning(f"could not reuse {ref}: {e}; building instead")
             return False
@@ -235,8 +250,8 @@ def _publish(s: Settings, log: Log, o: Outcome, cli, registry: _Registries) -> N
             log.warning(f"the image for this key was not pushed to {ref}: it needs load: true")
             return
         try:
-            cli.run(["docker", "tag", o.imageid, ref])
-            cli.run(["docker", "push", "--quiet", ref])
+            cli.tag(o.imageid, ref)
+            cli.push(ref)
             log.info(f"pushed {ref}: later runs with this key reuse it")
         except CommandFailed as e:
             log.warning(f"could not push {ref}: {e}")
