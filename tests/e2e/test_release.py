@@ -1,0 +1,53 @@
+"""A release as scripts/release_action.py makes it: action.yml names the pushed image by digest, and a
+workflow runs that image, pulled from the registry (here the local one, standing in for ghcr.io)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import PASSWORD, USER, docker
+from tests.support import events
+from tests.support.act import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_released_action_yml_pulls_the_pushed_image_by_digest_and_runs_it(e2e, docker_config, tmp_path):
+    reg = e2e.registry
+    docker("login", "--username", USER, "--password-stdin", reg.host, input=PASSWORD)
+    pushed = f"{reg.host}/e2e/regcache:release-e2e"
+    docker("tag", e2e.image, pushed)
+    try:
+        docker("push", pushed)
+    finally:
+        docker("rmi", pushed, check=False)  # only that name: the engine must not have it by this name
+    digest = reg.manifest_digest("e2e/regcache", "release-e2e")
+    assert digest and digest.startswith("sha256:")
+    pinned = f"{reg.host}/e2e/regcache@{digest}"
+    assert docker("image", "inspect", pinned, check=False).returncode != 0
+
+    action_yml = tmp_path / "action.yml"
+    action_yml.write_bytes((ROOT / "action.yml").read_bytes())
+    script = subprocess.run([sys.executable, str(ROOT / "scripts" / "release_action.py"), pinned,
+                             "--action", str(action_yml)], capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0, script.stderr
+    before, after = (ROOT / "action.yml").read_text().split("\n"), action_yml.read_text().split("\n")
+    assert [(a, b) for a, b in zip(before, after, strict=True) if a != b] == [
+        ("  image: Dockerfile", f"  image: docker://{pinned}")]
+
+    repo = e2e.repo("release", action_yml=action_yml)
+    try:
+        # act finds no local image by that name and pulls it, with the login in DOCKER_CONFIG.
+        run = e2e.act(repo, "push", events.push("automation/bors/auto"), "build.yml",
+                      cache_repo="e2e/release-cache")
+        assert run.code == 0, run.log[-8000:]
+        assert f"docker pull image={pinned}" in run.log
+        assert docker("image", "inspect", pinned, check=False).returncode == 0, "act did not pull the image"
+        assert run.marker("E2E-CHECKED") == ["auto"], run.log[-8000:]
+        assert run.outputs["build-kind"] == "auto"
+        assert reg.manifest("e2e/release-cache", run.outputs["cache-key"]) is not None
+    finally:
+        docker("rmi", pinned, check=False)
