@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from regcache.errors import EventError
 from regcache.event import Event
 
 KINDS = ("try", "auto", "pr", "other")
@@ -30,6 +29,8 @@ def classify(event: Event, try_branches: Sequence[str], auto_branches: Sequence[
     name = event.name
     if name == "push":
         ref = event.ref or _str(event.payload.get("ref"))
+        if not ref:
+            raise event.error("a push event needs a ref: GITHUB_REF is not set and the payload has no 'ref'")
         if not ref.startswith("refs/heads/"):
             what = f"ref {ref!r}" if ref else "no ref"
             return BuildKind("other", f"push event with {what}, not a branch")
@@ -46,20 +47,20 @@ def classify(event: Event, try_branches: Sequence[str], auto_branches: Sequence[
     if name in ("pull_request", "pull_request_target"):
         fork = _is_fork(event)
         number = event.payload.get("number") or _get(event.payload, "pull_request", "number")
+        number = number if isinstance(number, int) and not isinstance(number, bool) else "?"
         origin = "from a fork" if fork else "from this repository"
         base = _str(_get(event.payload, "pull_request", "base", "ref"))
         return BuildKind("pr", f"{name} event for pull request #{number} {origin}", fork=fork, branch=base)
     if not name:
         return BuildKind("other", "not running in GitHub Actions (no GITHUB_EVENT_NAME)")
     fork = isinstance(event.payload.get("pull_request"), Mapping) and _is_fork(event)
-    return BuildKind("other", f"{name} event", fork=fork)
+    return BuildKind("other", f"{name!r} event", fork=fork)
 
 
 def _is_fork(event: Event) -> bool:
     pr = event.payload.get("pull_request")
     if not isinstance(pr, Mapping):
-        raise EventError(f"{event.name} event payload has no 'pull_request' object; "
-                         "accepted: the webhook payload GitHub sends for this event")
+        raise event.error(f"the {event.name} event payload has no 'pull_request' object")
     head_repo = _get(pr, "head", "repo")
     base_repo = _get(pr, "base", "repo") or event.payload.get("repository")
     if not isinstance(head_repo, Mapping):

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ class DockerCLI:
     def __init__(self, log: Log, docker: str = "docker"):
         self.log = log
         self.docker = docker
+        # Commands see the environment without the action's inputs: the token is one of them.
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("INPUT_")}
         if shutil.which(docker) is None:
             raise EngineError(f"{docker!r} was not found on PATH: install the Docker CLI with buildx "
                               "(Debian: docker-cli docker-buildx; see scripts/setup-engine.sh)")
@@ -49,7 +52,8 @@ class DockerCLI:
         self._echo(argv)
         try:
             proc = subprocess.run(  # noqa: S603 - an argv list, never a shell
-                list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+                list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
+                env=self.env)
         except subprocess.TimeoutExpired:
             raise CommandFailed(f"{argv[0]} {argv[1]} timed out after {timeout:.0f}s") from None
         if proc.returncode != 0:
@@ -90,6 +94,7 @@ class DockerCLI:
         # Imported on first use: python-on-whales (with pydantic) costs ~0.4 s to import.
         from python_on_whales import DockerClient, DockerException
 
+        # It runs with os.environ, from which main() has removed the token.
         return DockerClient(client_call=[self.docker]), DockerException
 
     def inspect_builder(self, name: str | None = None) -> Builder:
@@ -118,25 +123,36 @@ class DockerCLI:
         try:
             if quiet:
                 subprocess.run([self.docker, "buildx", "rm", name], capture_output=True,  # noqa: S603
-                               timeout=SHORT_TIMEOUT, check=False)
+                               timeout=SHORT_TIMEOUT, check=False, env=self.env)
             else:
                 self.run([self.docker, "buildx", "rm", name])
         except subprocess.TimeoutExpired:
             pass
 
     def stream(self, argv: Sequence[str], on_stderr: Callable[[str], None],
-               on_stdout: Callable[[str], None]) -> int:
+               on_stdout: Callable[[str], None], deadline: Callable[[], float | None] = lambda: None) -> int:
         """Run a long command, handing each output line over as it arrives; return its exit code.
 
-        If regcache is interrupted (SIGINT, SIGTERM), the command is stopped too before cleanup goes on.
+        The command is stopped when time.monotonic() passes deadline() (None: no deadline yet), and when
+        regcache is interrupted (SIGINT, SIGTERM), before cleanup goes on.
         """
         self._echo(argv)
         proc = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, encoding="utf-8", errors="replace", bufsize=1)
+            text=True, encoding="utf-8", errors="replace", bufsize=1, env=self.env)
         stdout_reader = threading.Thread(target=lambda: [on_stdout(line.rstrip("\n")) for line in proc.stdout],
                                          daemon=True)
         stdout_reader.start()
+
+        def watch() -> None:
+            while proc.poll() is None:
+                limit = deadline()
+                if limit is not None and time.monotonic() > limit:
+                    proc.terminate()
+                    return
+                time.sleep(0.5)
+
+        threading.Thread(target=watch, daemon=True).start()
         try:
             for line in proc.stderr:
                 on_stderr(line)

@@ -20,6 +20,13 @@ class Event:
     ref: str                       # GITHUB_REF, e.g. refs/heads/auto
     repository: str                # GITHUB_REPOSITORY, owner/name
     payload: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    path: str = ""                 # GITHUB_EVENT_PATH, for error messages
+
+    def error(self, problem: str) -> EventError:
+        """An EventError that says which payload file is wrong and what is accepted."""
+        where = f"GITHUB_EVENT_PATH={self.path}: " if self.path else ""
+        return EventError(f"{where}{problem}; accepted: the webhook payload GitHub sends for a "
+                          f"{self.name or 'workflow'} event")
 
 
 def load_event(env: Mapping[str, str]) -> Event:
@@ -33,7 +40,7 @@ def load_event(env: Mapping[str, str]) -> Event:
         raise EventError("GITHUB_EVENT_PATH is not set: cannot tell what kind of build this is; "
                          "the GitHub runner always sets it, so set it to the event payload's JSON file")
     return Event(name=name, ref=env.get("GITHUB_REF", ""), repository=env.get("GITHUB_REPOSITORY", ""),
-                 payload=payload)
+                 payload=payload, path=path)
 
 
 def _read_payload(path: Path) -> Mapping[str, Any]:
@@ -47,9 +54,14 @@ def _read_payload(path: Path) -> Mapping[str, Any]:
     except EventError:
         raise
     except OSError as e:
-        raise EventError(f"{where}: cannot read the event payload: {e.strerror or e}") from None
+        raise EventError(f"{where}: cannot read the event payload: {e.strerror or e}; "
+                         "accepted: a readable webhook event payload file (JSON object)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise EventError(f"{where}: the event payload is not valid UTF-8 JSON ({e}); "
+                         "accepted: a webhook event payload (JSON object)") from None
+    except (ValueError, RecursionError) as e:
+        # Absurd nesting or numbers: valid JSON text, but no payload GitHub sends.
+        raise EventError(f"{where}: the event payload cannot be read as JSON ({type(e).__name__}); "
                          "accepted: a webhook event payload (JSON object)") from None
     if not isinstance(data, dict):
         raise EventError(f"{where}: the event payload is a JSON {type(data).__name__}, "

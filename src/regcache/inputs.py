@@ -44,6 +44,8 @@ INPUTS: tuple[Input, ...] = (
     Input("buildkit-image", "moby/buildkit:buildx-stable-1",
           "BuildKit image for a docker-container builder, when one must be created."),
     Input("fail-on-cache-error", "false", "Fail the build when the cache cannot be written (true|false)."),
+    Input("cache-timeout", "1200", "Seconds the cache export may take once the image is built; then it is "
+          "abandoned with a warning (BuildKit itself never gives up on a registry that hangs)."),
     Input("image-repository", "", "Repository for the image built for each cache key (<repo>:<cache-key>)."),
     Input("reuse-image", "", "Pull <image-repository>:<cache-key> instead of building when it exists "
           "[true when image-repository is set]."),

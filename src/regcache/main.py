@@ -35,7 +35,14 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
+    real_run = env is None
     env = apply_flags(sys.argv[1:] if argv is None else argv, os.environ if env is None else env)
+    if real_run:
+        # Payload text can hold anything (lone surrogates included): it must never crash a print.
+        sys.stdout.reconfigure(errors="backslashreplace")
+        sys.stderr.reconfigure(errors="backslashreplace")
+        # docker and its plugins have no use for the token: they do not inherit it.
+        os.environ.pop(env_name("github-token"), None)
     log = Log(github=env.get("GITHUB_ACTIONS") == "true")
     # Masked before anything else can print it.
     log.mask(env.get(env_name("github-token"), "").strip())
@@ -88,7 +95,7 @@ def run(s: Settings, log: Log) -> int:
             _build(s, log, outcome, cleanup)
     finally:
         write_outputs(outcome.outputs(), s.output_file, log)
-        write_summary(summary_markdown(outcome, log.warnings), s.summary_file)
+        write_summary(log.redact(summary_markdown(outcome, log.warnings)), s.summary_file)
     return 0
 
 
@@ -127,9 +134,9 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     argv = build_argv(s, import_refs=import_refs, export_ref=o.cache_ref if o.plan.write else "",
                       builder=builder.name, metadata_file=str(metadata_file), iidfile=str(iidfile))
     with log.group("Build"):
-        _run_build(cli, log, o, argv, _relative(s.file, s.workspace))
+        abandoned = _run_build(cli, log, o, argv, _relative(s.file, s.workspace), s.cache_timeout)
     o.result = "built"
-    o.imageid = iidfile.read_text().strip() if iidfile.exists() else ""
+    o.imageid = iidfile.read_text().strip() if iidfile.exists() else abandoned
     if metadata_file.exists():
         o.digest = json.loads(metadata_file.read_text() or "{}").get("containerimage.digest", "")
     if o.plan.write:
@@ -187,6 +194,8 @@ def _probe(s: Settings, log: Log, o: Outcome, registry: _Registries) -> list[str
                      s.cache_from)
     p = probe(refs, registry)
     o.probe = p.result
+    if p.hanging and o.plan.write:
+        o.plan = _no_write(o.plan, "the registry does not answer, and BuildKit's export would wait forever")
     for ref in refs:
         log.info(f"  {'found  ' if ref in p.found else 'missing'} {ref}")
     for error in p.errors:
@@ -257,10 +266,12 @@ def _publish(s: Settings, log: Log, o: Outcome, cli, registry: _Registries) -> N
             log.warning(f"could not push {ref}: {e}")
 
 
-def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str) -> None:
+def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cache_timeout: float) -> str:
+    """Run the build; return the image ID if its cache export had to be abandoned, else ""."""
     from regcache.progress import BuildProgress, RawJsonStream, dockerfile_error_location
 
     stream, progress, text_lines = RawJsonStream(), BuildProgress(), []
+    export_deadline: list[float] = []   # set once the image is built and the cache export is under way
 
     def handle(events) -> None:
         for event in events:
@@ -271,11 +282,20 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str) -> N
             else:
                 for line in progress.update(event):
                     log.info(line)
+                if not export_deadline and progress.image_exported() and progress.cache_export_running():
+                    export_deadline.append(time.monotonic() + cache_timeout)
 
     started = time.monotonic()
-    code = cli.stream(argv, on_stderr=lambda chunk: handle(stream.feed(chunk)), on_stdout=log.info)
+    code = cli.stream(argv, on_stderr=lambda chunk: handle(stream.feed(chunk)), on_stdout=log.info,
+                      deadline=lambda: export_deadline[0] if export_deadline else None)
     handle(stream.close())
     o.seconds = time.monotonic() - started
+    abandoned = ""
+    if code != 0 and export_deadline and time.monotonic() > export_deadline[0]:
+        log.warning(f"the cache export to {o.cache_ref} took longer than cache-timeout ({cache_timeout:.0f}s) "
+                    "and was abandoned: the registry does not answer. The image itself was built")
+        o.plan = _no_write(o.plan, "the export timed out")
+        code, abandoned = 0, progress.image_digest()
     o.steps, o.cache_hit, o.slowest = progress.steps(), progress.cache_hit(), progress.slowest(5)
     for ref, error in progress.cache_import_errors():
         if not error.endswith(": not found"):
@@ -301,6 +321,7 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str) -> N
                    else (errors[-1] if errors else (text_lines[-1] if text_lines else f"exit code {code}")))
         o.failed = message
         raise BuildError(message, file=dockerfile, line=location[1] if location else None)
+    return abandoned
 
 
 def _warn_on_failure(log: Log, what: str, fn, *args) -> None:

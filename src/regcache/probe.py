@@ -15,15 +15,19 @@ class Probe:
     found: tuple[str, ...]      # refs that exist, best first
     tried: tuple[str, ...]
     errors: tuple[str, ...] = ()
+    hanging: bool = False       # a registry took the connection and never answered
 
     @property
     def import_refs(self) -> tuple[str, ...]:
-        """What --cache-from gets: the refs found; all of them when the registry could not be asked."""
-        return self.found if self.found or not self.errors else self.tried
+        """What --cache-from gets: the refs found; when the registry could not be asked, all of them (BuildKit
+        may reach what this process cannot), except from a registry that hangs: BuildKit would wait forever."""
+        if self.found or not self.errors or self.hanging:
+            return self.found
+        return self.tried
 
 
 def probe(refs: Sequence[str], client_for: Callable[[str], RegistryClient]) -> Probe:
-    found, errors, failed_hosts = [], [], set()
+    found, errors, failed_hosts, hanging = [], [], set(), False
     for ref in refs:
         host, repository, tag = split_ref(ref)
         if host in failed_hosts:
@@ -33,6 +37,7 @@ def probe(refs: Sequence[str], client_for: Callable[[str], RegistryClient]) -> P
                 found.append(ref)
         except RegistryError as e:
             errors.append(f"{ref}: {e}")
+            hanging = hanging or e.timeout
             # An unreachable or refusing registry answers the same for every ref: don't wait on it again.
             failed_hosts.add(host)
     if found and found[0] == refs[0]:
@@ -41,7 +46,7 @@ def probe(refs: Sequence[str], client_for: Callable[[str], RegistryClient]) -> P
         result = "fallback"
     else:
         result = "miss"
-    return Probe(result, tuple(found), tuple(refs), tuple(errors))
+    return Probe(result, tuple(found), tuple(refs), tuple(errors), hanging)
 
 
 def miss_warning(p: Probe, cache_image: str) -> str:

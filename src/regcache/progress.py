@@ -228,6 +228,8 @@ class BuildProgress:
         self._warnings: list[str] = []
         self._text: list[str] = []
         self._numbered = 0
+        self._announced: set[str] = set()       # cache transfers whose start was logged
+        self._exported: dict[str, str] = {}     # "manifest list" / "manifest" -> digest of the image export
 
     # -- input ------------------------------------------------------------------------------------------
 
@@ -250,6 +252,17 @@ class BuildProgress:
             vertex = self._merge(raw)
             if vertex is not None:
                 just_completed[vertex.digest] = vertex
+                # Cache transfers can take minutes: say when one starts, not only when it ends.
+                if (vertex.started_raw and vertex.completed_raw is None and vertex.digest not in self._announced
+                        and (_is_cache_import(vertex.name) or _is_cache_export(vertex.name))):
+                    self._announced.add(vertex.digest)
+                    out.append(self._prefixed(vertex, f"{vertex.name} ..."))
+        for status in _list(event.get("statuses")):
+            sid = status.get("id") if isinstance(status, dict) else None
+            for kind in ("manifest list", "manifest"):
+                if isinstance(sid, str) and sid.startswith(f"exporting {kind} sha256:"):
+                    self._exported[kind] = sid.rsplit(" ", 1)[1]
+                    break
         for log in _list(event.get("logs")):
             out.extend(self._log(log))
         for warning in _list(event.get("warnings")):
@@ -313,6 +326,20 @@ class BuildProgress:
         export; without it the same error is also the ``ERROR: failed to solve: ...`` text line.
         """
         return [v.error for v in self._vertices.values() if v.error and _is_cache_export(v.name)]
+
+    def cache_export_running(self) -> bool:
+        """Whether a cache export has started and not finished."""
+        return any(_is_cache_export(v.name) and v.started_raw and v.completed_raw is None
+                   for v in self._vertices.values())
+
+    def image_exported(self) -> bool:
+        """Whether the image itself is done (``exporting to image`` completed without error)."""
+        return any(v.name == "exporting to image" and v.completed_raw and not v.error
+                   for v in self._vertices.values())
+
+    def image_digest(self) -> str:
+        """The digest the image was exported under (its ID in a containerd image store), if it was."""
+        return self._exported.get("manifest list") or self._exported.get("manifest", "")
 
     def failed_step(self) -> Step | None:
         """The Dockerfile step (FROM included) with an error; a real error wins over a cancellation."""

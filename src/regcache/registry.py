@@ -27,8 +27,9 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 class RegistryError(Exception):
     """The registry could not answer (after retries), or refused: the message says which and why."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, timeout: bool = False):
         self.status = status
+        self.timeout = timeout    # the registry accepted the connection but did not answer in time
         super().__init__(message)
 
 
@@ -69,6 +70,10 @@ class RegistryClient:
             try:
                 response = self._session.request(method, url, timeout=self.timeout, allow_redirects=True,
                                                  **kwargs)
+            except requests.Timeout as e:
+                # A registry that hangs does not recover within a retry's backoff: one wait is enough.
+                raise RegistryError(f"{method} {url}: no answer within {self.timeout:.0f}s ({type(e).__name__})",
+                                    timeout=True) from None
             except requests.RequestException as e:
                 if attempt == self.retries:
                     raise RegistryError(f"{method} {url}: {type(e).__name__}: {_short(e)}") from None

@@ -62,6 +62,7 @@ class Settings:
     other_cache: str
     buildkit_image: str
     fail_on_cache_error: bool
+    cache_timeout: float           # seconds
     image_repository: str          # "" = no per-key image
     reuse_image: bool
     workspace: Path
@@ -116,6 +117,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         other_cache=_choice(raw, "other-cache", OTHER_CACHE),
         buildkit_image=_image(raw, "buildkit-image"),
         fail_on_cache_error=_bool(raw, "fail-on-cache-error"),
+        cache_timeout=_seconds(raw, "cache-timeout"),
         image_repository=_repository(raw, "image-repository", ""),
         reuse_image=_bool(raw, "reuse-image", default="true" if raw.get("image-repository") else "false"),
         workspace=workspace,
@@ -124,6 +126,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         output_file=env.get("GITHUB_OUTPUT", ""),
         summary_file=env.get("GITHUB_STEP_SUMMARY", ""),
     )
+
+
+def _show(value: str) -> str:
+    """A value quoted for an error message, cut short: a megabyte of input makes no readable error."""
+    return repr(value) if len(value) <= 80 else f"{value[:60]!r}... ({len(value)} characters)"
 
 
 class _Raw:
@@ -146,7 +153,7 @@ class _Raw:
 def _choice(raw: _Raw, name: str, accepted: tuple[str, ...]) -> str:
     value = raw.get(name)
     if value not in accepted:
-        raise InputError(name, f"{value!r} is not a valid value", " | ".join(accepted))
+        raise InputError(name, f"{_show(value)} is not a valid value", " | ".join(accepted))
     return value
 
 
@@ -156,7 +163,18 @@ def _bool(raw: _Raw, name: str, default: str = "") -> bool:
         return True
     if value in FALSE:
         return False
-    raise InputError(name, f"{value!r} is not a boolean", "true | false")
+    raise InputError(name, f"{_show(value)} is not a boolean", "true | false")
+
+
+def _seconds(raw: _Raw, name: str) -> float:
+    value = raw.get(name)
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise InputError(name, f"{_show(value)} is not a number of seconds", "a positive number, e.g. 1200")
+    return seconds
 
 
 def _single_line(raw: _Raw, name: str) -> str:
@@ -179,7 +197,7 @@ def _pairs(raw: _Raw, name: str) -> tuple[tuple[str, str], ...]:
         key, sep, value = line.partition("=")
         key = key.strip()
         if not sep or not ARG_NAME_RE.match(key):
-            raise InputError(name, f"line {number} {line!r} is not KEY=VALUE",
+            raise InputError(name, f"line {number} {_show(line)} is not KEY=VALUE",
                              "one KEY=VALUE per line, KEY without spaces")
         pairs.append((key, value))
     return tuple(pairs)
@@ -189,14 +207,14 @@ def _checked_list(raw: _Raw, name: str, pattern: re.Pattern[str], accepted: str)
     items = [item.strip() for line in raw.lines(name) for item in line.split(",") if item.strip()]
     for item in items:
         if not pattern.match(item):
-            raise InputError(name, f"{item!r} is not valid", accepted)
+            raise InputError(name, f"{_show(item)} is not valid", accepted)
     return items
 
 
 def _image(raw: _Raw, name: str) -> str:
     value = raw.get(name)
     if not IMAGE_RE.match(value):
-        raise InputError(name, f"{value!r} is not a valid image reference",
+        raise InputError(name, f"{_show(value)} is not a valid image reference",
                          "an image reference such as moby/buildkit:buildx-stable-1")
     return value
 
@@ -218,7 +236,7 @@ def _repository(raw: _Raw, name: str, default: str) -> str:
             hint = " (it must be lowercase)"
         elif "@" in value or value.rsplit("/", 1)[-1].count(":"):
             hint = " (give the repository only: the tag is the cache key)"
-        raise InputError(name, f"{value!r} is not a valid repository{hint}",
+        raise InputError(name, f"{_show(value)} is not a valid repository{hint}",
                          "a lowercase repository without tag or digest, such as ghcr.io/owner/repo-cache")
     return value
 
@@ -226,7 +244,7 @@ def _repository(raw: _Raw, name: str, default: str) -> str:
 def _cache_key(raw: _Raw) -> str:
     value = raw.get("cache-key")
     if value and not TAG_RE.match(value):
-        raise InputError("cache-key", f"{value!r} is not a valid tag",
+        raise InputError("cache-key", f"{_show(value)} is not a valid tag",
                          "[A-Za-z0-9_][A-Za-z0-9_.-]*, at most 128 characters")
     return value
 
@@ -234,7 +252,7 @@ def _cache_key(raw: _Raw) -> str:
 def _directory(raw: _Raw, name: str, workspace: Path) -> Path:
     path = (workspace / raw.get(name)).resolve()
     if not path.is_dir():
-        raise InputError(name, f"{raw.get(name)!r} is not a directory (looked in {workspace})",
+        raise InputError(name, f"{_show(raw.get(name))} is not a directory (looked in {workspace})",
                          "a directory relative to the workspace")
     return path
 
@@ -243,6 +261,6 @@ def _dockerfile(raw: _Raw, workspace: Path, context: Path) -> Path:
     given = raw.get("file")
     path = (workspace / given).resolve() if given else context / "Dockerfile"
     if not path.is_file():
-        raise InputError("file", f"{given or str(path)!r} is not a file",
+        raise InputError("file", f"{_show(given or str(path))} is not a file",
                          "a Dockerfile path relative to the workspace [<context>/Dockerfile]")
     return path

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +49,9 @@ def sample_workspace(dest: Path) -> Path:
     return dest
 
 
-def run_action(workspace: Path, event_name: str, payload: dict[str, Any], inputs: dict[str, str],
-               extra_env: dict[str, str] | None = None, timeout: float = 600) -> ActionRun:
+def _prepare(workspace: Path, event_name: str, payload: dict[str, Any], inputs: dict[str, str],
+             extra_env: dict[str, str] | None) -> tuple[dict[str, str], Path, Path]:
+    """The runner's environment for one run, and its GITHUB_OUTPUT and GITHUB_STEP_SUMMARY files."""
     run_dir = workspace.parent / f"run-{os.urandom(4).hex()}"
     run_dir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
@@ -60,7 +64,103 @@ def run_action(workspace: Path, event_name: str, payload: dict[str, Any], inputs
                 "PYTHONPATH": str(SRC)})
     env.update({f"INPUT_{k.upper()}": v for k, v in inputs.items()})
     env.update(extra_env or {})
+    return env, output_file, summary_file
+
+
+def run_action(workspace: Path, event_name: str, payload: dict[str, Any], inputs: dict[str, str],
+               extra_env: dict[str, str] | None = None, timeout: float = 600) -> ActionRun:
+    env, output_file, summary_file = _prepare(workspace, event_name, payload, inputs, extra_env)
     proc = subprocess.run([sys.executable, "-m", "regcache"], cwd=workspace, env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     return ActionRun(proc.returncode, proc.stdout, proc.stderr, parse_outputs(output_file.read_text()),
                      summary_file.read_text())
+
+
+class RunningAction:
+    """The action started as a process in its own session, its output read line by line as it comes.
+
+    ``lines`` holds (seconds since start, stdout line). ``signal`` sends to the action's process only, or
+    to its whole process group (as a terminal's Ctrl-C does). ``finish`` waits and returns the ActionRun;
+    ``kill`` ends whatever is left of the group (the action and any docker it started), and is safe to
+    call on every path.
+    """
+
+    def __init__(self, workspace: Path, env: dict[str, str], output_file: Path, summary_file: Path):
+        self.output_file, self.summary_file = output_file, summary_file
+        self.started = time.monotonic()
+        self.lines: list[tuple[float, str]] = []
+        self._stderr: list[str] = []
+        self._changed = threading.Condition()
+        self.proc = subprocess.Popen([sys.executable, "-m", "regcache"], cwd=workspace, env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, bufsize=1, start_new_session=True)
+        self._readers = [threading.Thread(target=self._read, args=(self.proc.stdout, True), daemon=True),
+                         threading.Thread(target=self._read, args=(self.proc.stderr, False), daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def stdout(self) -> str:
+        with self._changed:
+            return "".join(line + "\n" for _, line in self.lines)
+
+    def _read(self, stream, is_stdout: bool) -> None:
+        for line in stream:
+            with self._changed:
+                if is_stdout:
+                    self.lines.append((time.monotonic() - self.started, line.rstrip("\n")))
+                else:
+                    self._stderr.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float) -> str | None:
+        """The first stdout line matching the regular expression, waiting at most timeout seconds."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for _, line in self.lines:
+                    if regex.search(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not any(r.is_alive() for r in self._readers)):
+                    return None
+                self._changed.wait(min(left, 0.2))
+
+    def signal(self, sig: int, *, group: bool = False) -> None:
+        if group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
+
+    def finish(self, timeout: float) -> ActionRun:
+        self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        with self._changed:
+            stderr = "".join(self._stderr)
+        return ActionRun(self.proc.returncode, self.stdout, stderr, parse_outputs(self.output_file.read_text()),
+                         self.summary_file.read_text())
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def start_action(workspace: Path, event_name: str, payload: dict[str, Any], inputs: dict[str, str],
+                 extra_env: dict[str, str] | None = None) -> RunningAction:
+    """run_action, streaming: the caller reads the log while the action runs, and must finish() or kill()."""
+    env, output_file, summary_file = _prepare(workspace, event_name, payload, inputs, extra_env)
+    return RunningAction(workspace, env, output_file, summary_file)

