@@ -19,6 +19,7 @@ class BuilderChoice:
     can_export: bool    # whether --cache-to may be used
     created: bool       # regcache made it and must remove it
     reason: str
+    driver: str = "docker"
 
 
 def can_export(driver: str, containerd_store: bool) -> bool:
@@ -36,12 +37,12 @@ def choose_builder(cli: DockerCLI, log: Log, *, requested: str, buildkit_image: 
                              "the name of an existing buildx builder (docker buildx ls), or empty") from None
         export = can_export(builder.driver, containerd_store)
         return BuilderChoice(builder.name, export, False, f"builder {builder.name!r} ({builder.driver} driver) "
-                             f"as asked{'' if export else ', which cannot export cache'}")
+                             f"as asked{'' if export else ', which cannot export cache'}", builder.driver)
 
     current = cli.inspect_builder()
     if can_export(current.driver, containerd_store):
         return BuilderChoice("", True, False, f"current builder {current.name!r} ({current.driver} driver) "
-                             "can export cache")
+                             "can export cache", current.driver)
     name = f"regcache-{os.getpid()}-{secrets.token_hex(3)}"
     why = (f"current builder {current.name!r} ({current.driver} driver"
            f"{', without the containerd image store' if current.driver == 'docker' else ''}) cannot export cache")
@@ -50,5 +51,6 @@ def choose_builder(cli: DockerCLI, log: Log, *, requested: str, buildkit_image: 
     except CommandFailed as e:
         log.warning(f"{why}, and a docker-container builder from {buildkit_image} could not be created "
                     f"({e}): building without writing the cache")
-        return BuilderChoice("", False, False, f"{why}; creating one failed, so the cache is not written")
-    return BuilderChoice(name, True, True, f"{why}: created docker-container builder {name!r}")
+        return BuilderChoice("", False, False, f"{why}; creating one failed, so the cache is not written",
+                             current.driver)
+    return BuilderChoice(name, True, True, f"{why}: created docker-container builder {name!r}", "docker-container")

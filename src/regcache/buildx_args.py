@@ -17,9 +17,10 @@ def cache_to(cache_ref: str, *, mode: str, compression: str, fail_on_error: bool
             f"oci-mediatypes=true,ignore-error={str(not fail_on_error).lower()}")
 
 
-def build_argv(s: Settings, *, import_refs: Sequence[str], export_ref: str, builder: str,
+def build_argv(s: Settings, *, import_refs: Sequence[str], export_ref: str, builder: str, driver: str,
                metadata_file: str, iidfile: str) -> list[str]:
-    """import_refs: the cache refs to read, best first; export_ref: where to write the cache, "" for nowhere."""
+    """import_refs: the cache refs to read, best first; export_ref: where to write the cache, "" for nowhere;
+    driver: the builder's driver."""
     argv = ["docker", "buildx", "build", "--progress=rawjson", "--file", str(s.file)]
     if builder:
         argv += ["--builder", builder]
@@ -33,7 +34,9 @@ def build_argv(s: Settings, *, import_refs: Sequence[str], export_ref: str, buil
         argv += ["--label", f"{key}={value}"]
     for tag in s.tags:
         argv += ["--tag", tag]
-    if s.load:
+    # The docker driver's --push also loads the image into the engine; given both, buildx 0.13 runs two
+    # exports of the same name at once, and one fails at random with 'image "…": already exists'.
+    if s.load and not (s.push and driver == "docker"):
         argv.append("--load")
     if s.push:
         argv.append("--push")

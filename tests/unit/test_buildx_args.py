@@ -19,7 +19,7 @@ def base(tmp_path):
 def argv(s, **kw):
     read, write = kw.pop("read", True), kw.pop("write", True)
     opts = dict(import_refs=[REF] if read else [], export_ref=REF if write else "", builder="",
-                metadata_file="/t/m.json", iidfile="/t/iid")
+                driver="docker", metadata_file="/t/m.json", iidfile="/t/iid")
     opts.update(kw)
     return build_argv(s, **opts)
 
@@ -53,8 +53,16 @@ def test_table(base):
 
 def test_fallback_refs_are_read_in_order(base):
     refs = [REF, "ghcr.io/o/r-cache:ci-auto", "ghcr.io/x/y:z"]
-    got = build_argv(base, import_refs=refs, export_ref="", builder="", metadata_file="/m", iidfile="/i")
+    got = build_argv(base, import_refs=refs, export_ref="", builder="", driver="docker", metadata_file="/m",
+                     iidfile="/i")
     assert [got[i + 1] for i, a in enumerate(got) if a == "--cache-from"] == [f"type=registry,ref={r}" for r in refs]
+
+
+def test_load_and_push_on_the_docker_driver_is_one_export(base):
+    s = replace(base, load=True, push=True)
+    assert "--load" not in argv(s, driver="docker") and "--push" in argv(s, driver="docker")
+    both = argv(s, driver="docker-container")
+    assert "--load" in both and "--push" in both
 
 
 def test_token_never_in_argv(base):
