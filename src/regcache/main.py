@@ -120,12 +120,21 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
             o.plan = _no_write(o.plan, "no builder here can export cache")
         _login_all(s, log, o, cli, cleanup)
 
-    registry = _Registries(s)
-    with log.group("Cache probe"):
-        import_refs = _probe(s, log, o, registry)
+    from regcache.registry import RegistryClients
 
-    if s.image_repository and s.reuse_image and _reuse(s, log, o, cli, registry):
-        return
+    registries = RegistryClients(s.registry_username, s.github_token)
+    with log.group("Cache probe"):
+        import_refs = _probe(s, log, o, registries)
+
+    if s.image_repository and s.reuse_image:
+        from regcache.reuse import reuse_key_image
+
+        with log.group("Reuse the image built for this key"):
+            imageid = reuse_key_image(cli, log, registries, f"{s.image_repository}:{o.cache_key}", s.tags, s.push)
+        if imageid:
+            o.imageid, o.result, o.cache_hit = imageid, "reused", "full"
+            o.plan = CachePlan(o.plan.read, False, f"{o.plan.reason}; the image for this key was reused")
+            return
 
     tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="regcache-")))
     metadata_file, iidfile = tmp / "metadata.json", tmp / "iid"
@@ -142,7 +151,7 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
         o.digest = json.loads(metadata_file.read_text() or "{}").get("containerimage.digest", "")
     if o.plan.write:
         with log.group("Publish"):
-            _publish(s, log, o, cli, registry)
+            _publish(s, log, o, cli, registries)
 
 
 def _no_write(plan: CachePlan, why: str) -> CachePlan:
@@ -168,22 +177,7 @@ def _login_all(s: Settings, log: Log, o: Outcome, cli, cleanup: ExitStack) -> No
                 o.plan = _no_write(o.plan, "the registry login failed")
 
 
-class _Registries:
-    """One registry client per host, made on first use, with the run's credentials."""
-
-    def __init__(self, s: Settings):
-        self._s, self._clients = s, {}
-
-    def __call__(self, host: str):
-        from regcache.registry import RegistryClient
-
-        if host not in self._clients:
-            self._clients[host] = RegistryClient(host, username=self._s.registry_username,
-                                                 password=self._s.github_token)
-        return self._clients[host]
-
-
-def _probe(s: Settings, log: Log, o: Outcome, registry: _Registries) -> list[str]:
+def _probe(s: Settings, log: Log, o: Outcome, registries) -> list[str]:
     from regcache.cache_refs import read_refs
     from regcache.probe import miss_warning, probe
 
@@ -193,7 +187,7 @@ def _probe(s: Settings, log: Log, o: Outcome, registry: _Registries) -> list[str
         return []
     refs = read_refs(s.cache_image, o.cache_key, o.dockerfile_slug, o.kind.branch, s.auto_branches,
                      s.cache_from)
-    p = probe(refs, registry)
+    p = probe(refs, registries)
     o.probe = p.result
     if p.hanging and o.plan.write:
         o.plan = _no_write(o.plan, "the registry does not answer, and BuildKit's export would wait forever")
@@ -207,64 +201,14 @@ def _probe(s: Settings, log: Log, o: Outcome, registry: _Registries) -> list[str
     return list(p.import_refs)
 
 
-def _reuse(s: Settings, log: Log, o: Outcome, cli, registry: _Registries) -> bool:
-    """Pull the image already built for this key instead of building it again."""
-    from regcache.cache_refs import split_ref
-    from regcache.docker_cli import CommandFailed
-    from regcache.registry import RegistryError
-
-    ref = f"{s.image_repository}:{o.cache_key}"
-    with log.group("Reuse the image built for this key"):
-        host, repository, tag = split_ref(ref)
-        try:
-            exists = registry(host).manifest_digest(repository, tag) is not None
-        except RegistryError as e:
-            log.warning(f"could not look up {ref}: {e}; building instead")
-            return False
-        if not exists:
-            log.info(f"{ref} does not exist yet: building")
-            return False
-        try:
-            cli.pull(ref)
-            for tag_ref in s.tags:
-                cli.tag(ref, tag_ref)
-                if s.push:
-                    cli.push(tag_ref)
-            o.imageid = cli.image_id(ref)
-        except CommandFailed as e:
-            log.warning(f"could not reuse {ref}: {e}; building instead")
-            return False
-        o.result, o.cache_hit = "reused", "full"
-        o.plan = CachePlan(o.plan.read, False, f"{o.plan.reason}; the image for this key exists and was reused")
-        log.info(f"reused {ref}: no build, no cache export")
-        return True
-
-
-def _publish(s: Settings, log: Log, o: Outcome, cli, registry: _Registries) -> None:
+def _publish(s: Settings, log: Log, o: Outcome, cli, registries) -> None:
     """After a successful write: move the branch's fallback ref, and push the image for this key."""
-    from regcache.cache_refs import branch_tag, split_ref
-    from regcache.docker_cli import CommandFailed
-    from regcache.registry import RegistryError
+    from regcache.reuse import push_key_image, update_fallback_ref
 
     if o.kind.branch:
-        host, repository, tag = split_ref(o.cache_ref)
-        moving = branch_tag(o.dockerfile_slug, o.kind.branch)
-        try:
-            registry(host).copy_tag(repository, tag, moving)
-            log.info(f"fallback ref {s.cache_image}:{moving} -> {o.cache_ref}")
-        except RegistryError as e:
-            log.warning(f"could not update the fallback cache ref {s.cache_image}:{moving}: {e}")
+        update_fallback_ref(registries, log, o.cache_ref, o.dockerfile_slug, o.kind.branch)
     if s.image_repository:
-        ref = f"{s.image_repository}:{o.cache_key}"
-        if not (s.load and o.imageid):
-            log.warning(f"the image for this key was not pushed to {ref}: it needs load: true")
-            return
-        try:
-            cli.tag(o.imageid, ref)
-            cli.push(ref)
-            log.info(f"pushed {ref}: later runs with this key reuse it")
-        except CommandFailed as e:
-            log.warning(f"could not push {ref}: {e}")
+        push_key_image(cli, log, f"{s.image_repository}:{o.cache_key}", o.imageid if s.load else "")
 
 
 def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cache_timeout: float) -> str:

@@ -177,3 +177,16 @@ def _check(response: requests.Response, what: str) -> None:
 def _short(e: Exception) -> str:
     text = str(e)
     return text if len(text) < 300 else text[:300] + "..."
+
+
+class RegistryClients:
+    """One client per registry host, made on first use, with the run's credentials."""
+
+    def __init__(self, username: str, password: str):
+        self._username, self._password = username, password
+        self._clients: dict[str, RegistryClient] = {}
+
+    def __call__(self, host: str) -> RegistryClient:
+        if host not in self._clients:
+            self._clients[host] = RegistryClient(host, username=self._username, password=self._password)
+        return self._clients[host]
