@@ -920,6 +920,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     began, date = time.monotonic(), datetime.now(UTC)
     src_at_start = tree_hash(args.src or ROOT / "src")
+    machine_at_start = machine()   # the commit and versions measured, before anything can change them
     quiet = wait_for_quiet(args.wait) if args.wait > 0 else {"quiet": not foreign_activity(), "waited_s": 0.0,
                                                              "seen": foreign_activity()}
     rec = Record()
@@ -963,7 +964,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {
         "date": date.isoformat(timespec="seconds"), "runs": args.runs, "quick": args.quick,
         "samples_run": samples, "src": str(args.src or ROOT / "src"), "src_sha256": src_at_start,
-        "machine": machine(), "quiet": quiet,
+        "machine": machine_at_start, "quiet": quiet,
         "duration_s": round(time.monotonic() - began, 1), "samples": sample_results, "start": start,
         "targets": targets, "anomalies": anomalies, "anomaly_logs": anomaly_logs, "retries": retries,
         "foreign_activity": rec.foreign, "raw": rec.data, "steps": rec.logs,
