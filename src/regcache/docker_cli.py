@@ -57,9 +57,7 @@ class DockerCLI:
         except subprocess.TimeoutExpired:
             raise CommandFailed(f"{argv[0]} {argv[1]} timed out after {timeout:.0f}s") from None
         if proc.returncode != 0:
-            lines = [line.strip() for line in self.log.redact(proc.stderr or proc.stdout).splitlines()
-                     if line.strip()]
-            raise CommandFailed(lines[-1] if lines else f"exit code {proc.returncode}")
+            raise CommandFailed(_last_line(self.log, proc.stderr or proc.stdout, proc.returncode))
         return proc.stdout
 
     def check_engine(self) -> bool:
@@ -118,7 +116,8 @@ class DockerCLI:
         except DockerException as e:
             # A half-made builder (its image could not be pulled) must not be left behind.
             self.remove_builder(name, quiet=True)
-            raise CommandFailed(_last_line(self.log, e)) from None
+            output = "\n".join(filter(None, (getattr(e, "stderr", None), getattr(e, "stdout", None))))
+            raise CommandFailed(_last_line(self.log, output, getattr(e, "return_code", "?"))) from None
         return Builder(builder.name, builder.driver)
 
     def remove_builder(self, name: str, quiet: bool = False) -> None:
@@ -171,7 +170,7 @@ class DockerCLI:
             stdout_reader.join(timeout=5)
 
 
-def _last_line(log: Log, e: Exception) -> str:
-    text = log.redact("\n".join(filter(None, (getattr(e, "stderr", None), getattr(e, "stdout", None)))))
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else f"exit code {getattr(e, 'return_code', '?')}"
+def _last_line(log: Log, output: str, returncode: object) -> str:
+    """A failed command's last meaningful line of output, secrets redacted: what the warning quotes."""
+    lines = [line.strip() for line in log.redact(output).splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit code {returncode}"

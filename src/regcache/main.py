@@ -215,14 +215,14 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cach
     """Run the build; return the image ID if its cache export had to be abandoned, else ""."""
     from regcache.progress import BuildProgress, RawJsonStream, dockerfile_error_location
 
-    stream, progress, text_lines = RawJsonStream(), BuildProgress(), []
+    stream, progress = RawJsonStream(), BuildProgress()
     export_deadline: list[float] = []   # set once the image is built and the cache export is under way
 
     def handle(events) -> None:
         for event in events:
             if isinstance(event, str):
                 if event.strip():
-                    text_lines.append(event)
+                    progress.update(event)   # kept there for the error location
                     log.info(event)
             else:
                 for line in progress.update(event):
@@ -260,6 +260,7 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cach
     log.info(f"{cached} of {len(o.steps)} steps cached (cache-hit: {o.cache_hit}) in {o.seconds:.1f}s")
     if code != 0:
         failed = progress.failed_step()
+        text_lines = progress.text_lines()
         location = dockerfile_error_location(text_lines)
         errors = [line for line in text_lines if line.startswith("ERROR")]
         message = (f"{failed.name}: {failed.error}" if failed and failed.error
