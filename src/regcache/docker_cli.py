@@ -107,11 +107,14 @@ class DockerCLI:
         return builder
 
     def create_builder(self, name: str, image: str) -> Builder:
+        """A docker-container builder on the host's network: it reaches the registries the engine reaches,
+        a registry on the runner's localhost (a `services:` container, a local mirror) included."""
         client, DockerException = self._whales()
+        options = {"image": image, "network": "host"}
         self._echo([self.docker, "buildx", "create", "--name", name, "--driver", "docker-container",
-                    "--driver-opt", f"image={image}", "--bootstrap"])
+                    "--driver-opt", ",".join(f"{k}={v}" for k, v in options.items()), "--bootstrap"])
         try:
-            builder = client.buildx.create(name=name, driver="docker-container", driver_options={"image": image},
+            builder = client.buildx.create(name=name, driver="docker-container", driver_options=options,
                                            bootstrap=True)
         except DockerException as e:
             # A half-made builder (its image could not be pulled) must not be left behind.

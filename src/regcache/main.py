@@ -151,7 +151,10 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
         o.digest = json.loads(metadata_file.read_text() or "{}").get("containerimage.digest", "")
     if o.plan.write:
         with log.group("Publish"):
-            _publish(s, log, o, cli, registries)
+            if s.cache_mode == "max":
+                _check_write(log, o, registries)
+            if o.plan.write:
+                _publish(s, log, o, cli, registries)
 
 
 def _no_write(plan: CachePlan, why: str) -> CachePlan:
@@ -199,6 +202,33 @@ def _probe(s: Settings, log: Log, o: Outcome, registries) -> list[str]:
     if p.result == "miss" and not o.plan.write:
         log.warning(miss_warning(p, s.cache_image))
     return list(p.import_refs)
+
+
+def _check_write(log: Log, o: Outcome, registries) -> None:
+    """Read the cache just written back: a write that misses layers is reported, never claimed complete."""
+    from regcache.cache_check import CacheFormatError, check_write
+    from regcache.cache_refs import split_ref
+    from regcache.registry import RegistryError
+
+    host, repository, tag = split_ref(o.cache_ref)
+    client = registries(host)
+    try:
+        manifest = client.get_manifest(repository, tag)
+        if manifest is None:
+            raise RegistryError(f"{o.cache_ref} is not in the registry after the export")
+        check = check_write(o.steps, manifest, lambda digest: client.get_blob(repository, digest))
+    except (RegistryError, CacheFormatError) as e:
+        log.warning(f"could not read back the cache written to {o.cache_ref}: {e}")
+        return
+    if check.complete:
+        log.info(f"cache written: {check.written} layer records for {check.expected} RUN/COPY/ADD steps")
+        return
+    log.warning(f"the cache written to {o.cache_ref} is incomplete: {check.written} layer records for "
+                f"{check.expected} RUN/COPY/ADD steps. BuildKit reported steps as cached from local records "
+                "it could not export (a long-lived builder after interrupted builds or prunes). The "
+                "fallback ref was not moved. Restarting the builder (or dockerd) clears that state; "
+                "a builder made for the run (see the builder input) never has it")
+    o.plan = _no_write(o.plan, f"the export missed layers ({check.written} of {check.expected})")
 
 
 def _publish(s: Settings, log: Log, o: Outcome, cli, registries) -> None:

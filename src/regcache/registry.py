@@ -145,6 +145,14 @@ class RegistryClient:
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return Manifest(media_type, response.headers.get("Docker-Content-Digest", ""), response.content)
 
+    def get_blob(self, repository: str, digest: str, limit: int = 4 << 20) -> bytes:
+        """A small blob (a cache config, a record): refused when larger than limit bytes."""
+        response = self._request("GET", f"/v2/{repository}/blobs/{digest}", _pull(repository))
+        _check(response, f"GET {repository}@{digest}")
+        if len(response.content) > limit:
+            raise RegistryError(f"{repository}@{digest} is larger than {limit} bytes")
+        return response.content
+
     def put_manifest(self, repository: str, tag: str, manifest: Manifest) -> str:
         """Tag an existing manifest again: its blobs are already there, so nothing is uploaded."""
         response = self._request("PUT", f"/v2/{repository}/manifests/{tag}", _push(repository),

@@ -176,3 +176,27 @@ def test_bad_input_fails_before_any_docker_command(tmp_path, name, value):
     assert f"::error::input '{name}'" in run.stdout
     assert not marker.exists()
     assert run.outputs == {}
+
+
+def test_a_write_that_misses_layers_is_reported_not_claimed(registry, docker_config, tmp_path):
+    """A long-lived builder whose local cache came lazily from another ref's import (a pull request read
+    it) exports only the final image's layers to a new ref in max mode (BuildKit 0.13 and 0.34 alike).
+    regcache reads the cache back, says so, reports cache-write false and does not move the fallback ref."""
+    ws = sample_workspace(tmp_path / "ws")
+    clean_builder()
+    first = run_action(ws, "push", events.push("automation/bors/auto"), inputs_for(registry, "lazy/one"))
+    assert first.code == 0 and first.outputs["cache-write"] == "true", first.log
+    assert "layer records for 7 RUN/COPY/ADD steps" in first.log
+    clean_builder(first.outputs["imageid"])
+    pr = run_action(ws, "pull_request", FORK_PR, inputs_for(registry, "lazy/one"))
+    assert pr.code == 0 and pr.outputs["cache-hit"] == "full", pr.log
+
+    # The same build to a new cache repository: nothing to import there, so BuildKit exports what it has.
+    second = run_action(ws, "push", events.push("automation/bors/auto"), inputs_for(registry, "lazy/two"))
+    assert second.code == 0, second.log
+    assert second.outputs["cache-write"] == "false", second.log
+    assert f"the cache written to {registry.host}/lazy/two:{second.outputs['cache-key']} is incomplete" \
+        in second.log
+    assert len(registry.tags("lazy/one")) == 2, "the complete write moved its fallback ref"
+    assert registry.tags("lazy/two") == [second.outputs["cache-key"]], \
+        "an incomplete cache must not become the branch's fallback ref"

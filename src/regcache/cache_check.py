@@ -1,0 +1,72 @@
+"""Whether a max-mode cache write holds what the build produced: read the cache manifest back and count.
+
+BuildKit can claim a complete export that is not: a long-lived builder whose local cache holds records it
+can no longer export (after killed builds, abandoned exports and prunes) reports the steps behind them as
+CACHED and writes a cache without their layers, with no error. The cache config BuildKit writes
+(`application/vnd.buildkit.cacheconfig.v0`) has one record per cached result; every RUN, COPY and ADD of
+the build must have a record with a layer there, whether it ran or came from the cache.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from regcache.progress import Step
+from regcache.registry import Manifest
+
+CACHE_CONFIG_TYPE = "application/vnd.buildkit.cacheconfig.v0"
+# Instructions that always give a layer. WORKDIR and the like may, but are not counted: a check that is
+# too lenient only misses a problem, one that is too strict would throw away good caches.
+LAYER_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
+
+
+class CacheFormatError(ValueError):
+    """The manifest or its config is not a BuildKit cache as this module knows it."""
+
+
+@dataclass(frozen=True)
+class WriteCheck:
+    expected: int   # RUN, COPY and ADD steps of the build
+    written: int    # cache records with a layer
+
+    @property
+    def complete(self) -> bool:
+        return self.written >= self.expected
+
+
+def expected_layers(steps: Sequence[Step]) -> int:
+    return sum(1 for step in steps if step.instruction.split(" ", 1)[0].upper() in LAYER_INSTRUCTIONS)
+
+
+def cache_config_digest(manifest: Manifest) -> str:
+    """The digest of the cache config a registry cache manifest points to.
+
+    BuildKit 0.13 writes an OCI index whose entries are the layers plus the config; newer releases (and
+    `image-manifest=true`) an OCI image manifest whose config is the cache config.
+    """
+    try:
+        body = json.loads(manifest.body)
+        config = body.get("config")
+        if isinstance(config, dict) and config.get("mediaType") == CACHE_CONFIG_TYPE:
+            return str(config["digest"])
+        for entry in body.get("manifests") or []:
+            if entry.get("mediaType") == CACHE_CONFIG_TYPE:
+                return str(entry["digest"])
+    except (ValueError, AttributeError, KeyError, TypeError) as e:
+        raise CacheFormatError(f"unreadable cache manifest: {e}") from None
+    raise CacheFormatError("the manifest has no BuildKit cache config: it is not a registry cache")
+
+
+def records_with_layers(config: bytes) -> int:
+    try:
+        records = json.loads(config).get("records") or []
+        return sum(1 for record in records if isinstance(record, dict) and record.get("layers"))
+    except (ValueError, AttributeError) as e:
+        raise CacheFormatError(f"unreadable cache config: {e}") from None
+
+
+def check_write(steps: Sequence[Step], manifest: Manifest, read_blob) -> WriteCheck:
+    """read_blob(digest) -> bytes of the blob in the cache's repository."""
+    return WriteCheck(expected_layers(steps), records_with_layers(read_blob(cache_config_digest(manifest))))
