@@ -1,5 +1,35 @@
-# The action's image: Debian's python3, docker CLI and buildx, and regcache's pinned dependencies in a venv.
-# Two stages: the venv is made in the first (pip, PyPI, binutils); the second has only what runs.
+# The action's image: Debian's python3 and docker CLI, buildx built from source at a pinned version, and
+# regcache's pinned dependencies in a venv.
+# Three stages: buildx is compiled in the first (Debian's Go, the Go module proxy), the venv is made in the
+# second (pip, PyPI, binutils); the last has only what runs.
+
+# buildx v0.30.1, as on GitHub's hosted runners (Debian trixie packages 0.13.1). images/buildx/ is a module
+# that requires github.com/docker/buildx at that version (go.sum pins every dependency); `go install …@v0.30.1`
+# refuses because buildx's go.mod has an exclude directive. Debian trixie's Go is 1.24.4; buildx needs
+# >= 1.24.3 (GOTOOLCHAIN=local: fail rather than download another toolchain). The ldflags are those of
+# buildx's hack/build, so `docker buildx version` prints "github.com/docker/buildx v0.30.1 <revision>".
+# pip-ca (below) also serves Go, through SSL_CERT_FILE, for a TLS-intercepting proxy in front of the module
+# proxy. The cache mounts keep downloaded modules and compiled packages between builds on one builder.
+FROM debian:trixie-slim AS buildx
+ARG BUILDX_VERSION=v0.30.1
+ARG BUILDX_REVISION=9e66234aa13328a5e75b75aa5574e1ca6d6d9c01
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends golang-go ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
+ENV GOTOOLCHAIN=local GOFLAGS=-mod=readonly GOMODCACHE=/root/go/pkg/mod GOCACHE=/root/.cache/go-build
+WORKDIR /build
+COPY images/buildx/go.mod images/buildx/go.sum ./
+RUN --mount=type=cache,id=regcache-gomodcache,target=/root/go/pkg/mod \
+    --mount=type=cache,id=regcache-gocache,target=/root/.cache/go-build \
+    --mount=type=secret,id=pip-ca,required=false \
+    if [ -s /run/secrets/pip-ca ]; then export SSL_CERT_FILE=/run/secrets/pip-ca; fi \
+ && test "$(go list -m -f '{{.Version}}' github.com/docker/buildx)" = "$BUILDX_VERSION" \
+ && CGO_ENABLED=0 go build -trimpath -o /out/docker-buildx \
+      -ldflags "-s -w -X github.com/docker/buildx/version.Version=$BUILDX_VERSION \
+        -X github.com/docker/buildx/version.Revision=$BUILDX_REVISION \
+        -X github.com/docker/buildx/version.Package=github.com/docker/buildx" \
+      github.com/docker/buildx/cmd/buildx \
+ && /out/docker-buildx version
 
 FROM debian:trixie-slim AS venv
 RUN apt-get update \
@@ -27,10 +57,11 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
       'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' 'path-exclude=/usr/share/locale/*' \
       > /etc/dpkg/dpkg.cfg.d/regcache-slim \
  && apt-get update \
- && apt-get install -y --no-install-recommends python3 docker-cli docker-buildx \
+ && apt-get install -y --no-install-recommends python3 docker-cli \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/log/* \
       /usr/lib/python3*/test /usr/lib/python3*/idlelib /usr/lib/python3*/ensurepip /usr/lib/python3*/pydoc_data
 COPY --from=venv /opt/regcache/venv /opt/regcache/venv
+COPY --from=buildx /out/docker-buildx /usr/libexec/docker/cli-plugins/docker-buildx
 COPY src /opt/regcache/src
 RUN python3 -m compileall -q --invalidation-mode unchecked-hash /opt/regcache/src
 ENV PYTHONPATH=/opt/regcache/src PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
