@@ -144,7 +144,8 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
                       builder=builder.name, driver=builder.driver, metadata_file=str(metadata_file),
                       iidfile=str(iidfile))
     with log.group("Build"):
-        abandoned = _run_build(cli, log, o, argv, _relative(s.file, s.workspace), s.cache_timeout)
+        abandoned = _run_build(cli, log, o, argv, _relative(s.file, s.workspace), s.cache_timeout,
+                               containerd_store)
     o.result = "built"
     o.imageid = iidfile.read_text().strip() if iidfile.exists() else abandoned
     if metadata_file.exists():
@@ -241,7 +242,8 @@ def _publish(s: Settings, log: Log, o: Outcome, cli, registries) -> None:
         push_key_image(cli, log, f"{s.image_repository}:{o.cache_key}", o.imageid if s.load else "")
 
 
-def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cache_timeout: float) -> str:
+def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cache_timeout: float,
+               containerd_store: bool) -> str:
     """Run the build; return the image ID if its cache export had to be abandoned, else ""."""
     from regcache.progress import BuildProgress, RawJsonStream, dockerfile_error_location
 
@@ -270,7 +272,7 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cach
         log.warning(f"the cache export to {o.cache_ref} took longer than cache-timeout ({cache_timeout:.0f}s) "
                     "and was abandoned: the registry does not answer. The image itself was built")
         o.plan = _no_write(o.plan, "the export timed out")
-        code, abandoned = 0, progress.image_digest()
+        code, abandoned = 0, progress.image_id(containerd_store)
     o.steps, o.cache_hit, o.slowest = progress.steps(), progress.cache_hit(), progress.slowest(5)
     for ref, error in progress.cache_import_errors():
         if not error.endswith(": not found"):

@@ -38,6 +38,10 @@ _SEPARATOR_RE = re.compile(r"^\s*-{4,}\s*$")
 # Vertex names of BuildKit's remote cache importers and exporters.
 CACHE_IMPORT_PREFIX = "importing cache manifest from "
 CACHE_EXPORT_PREFIXES = ("exporting cache to ", "preparing layers for inline cache")
+# Vertex names of the image export: BuildKit's image exporter (the docker driver; --push), and its docker and
+# oci exporters (a docker-container builder's --load; --output type=docker|oci). With --load that vertex
+# completes after buildx's own "importing to docker" vertex: the image is in the engine by then.
+IMAGE_EXPORT_NAMES = ("exporting to image", "exporting to docker image format", "exporting to oci image format")
 
 
 def parse_timestamp(value: object) -> float | None:
@@ -229,7 +233,7 @@ class BuildProgress:
         self._text: list[str] = []
         self._numbered = 0
         self._announced: set[str] = set()       # cache transfers whose start was logged
-        self._exported: dict[str, str] = {}     # "manifest list" / "manifest" -> digest of the image export
+        self._exported: dict[str, str] = {}     # "manifest list" / "manifest" / "config" -> digest exported
 
     # -- input ------------------------------------------------------------------------------------------
 
@@ -259,7 +263,7 @@ class BuildProgress:
                     out.append(self._prefixed(vertex, f"{vertex.name} ..."))
         for status in _list(event.get("statuses")):
             sid = status.get("id") if isinstance(status, dict) else None
-            for kind in ("manifest list", "manifest"):
+            for kind in ("manifest list", "manifest", "config"):
                 if isinstance(sid, str) and sid.startswith(f"exporting {kind} sha256:"):
                     self._exported[kind] = sid.rsplit(" ", 1)[1]
                     break
@@ -333,13 +337,19 @@ class BuildProgress:
                    for v in self._vertices.values())
 
     def image_exported(self) -> bool:
-        """Whether the image itself is done (``exporting to image`` completed without error)."""
-        return any(v.name == "exporting to image" and v.completed_raw and not v.error
+        """Whether the image itself is done (``exporting to image`` or, with a docker-container builder's
+        ``--load``, ``exporting to docker image format`` completed without error)."""
+        return any(v.name in IMAGE_EXPORT_NAMES and v.completed_raw and not v.error
                    for v in self._vertices.values())
 
     def image_digest(self) -> str:
         """The digest the image was exported under (its ID in a containerd image store), if it was."""
         return self._exported.get("manifest list") or self._exported.get("manifest", "")
+
+    def image_id(self, containerd_store: bool) -> str:
+        """The image's ID in the engine it was loaded into: the manifest's digest in a containerd image
+        store, the config's in the classic store."""
+        return self.image_digest() if containerd_store else self._exported.get("config", "")
 
     def failed_step(self) -> Step | None:
         """The Dockerfile step (FROM included) with an error; a real error wins over a cancellation."""

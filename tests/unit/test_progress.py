@@ -1,6 +1,9 @@
-"""Unit tests for the rawjson progress decoder and the build summary, on real buildx 0.13.1 output.
+"""Unit tests for the rawjson progress decoder and the build summary, on real buildx output.
 
-The fixtures in tests/fixtures/rawjson/ were captured from a real engine (see their README.md).
+The fixtures in tests/fixtures/rawjson/ were captured from real engines (see their README.md): buildx 0.13.1
+with dockerd 26's embedded BuildKit (pretty-printed objects), and in tests/fixtures/rawjson/buildx-0.29.1/
+buildx 0.29.1 with BuildKit v0.34.2 in a docker-container builder (one object per line). Every fixture test
+runs on both; what legitimately differs between the two lives in the CAPTURES table.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import random
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,10 +31,76 @@ from regcache.progress import (
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rawjson"
 FIXTURE_NAMES = ["cold", "warm", "fail", "export-refused", "export-unauthorized", "export-refused-strict"]
 EXPORT_VERTEX = "exporting cache to registry"
+EMPTY_LAYER = "sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1"
 
 
-def fixture(name: str) -> str:
-    return (FIXTURES / f"{name}.stderr").read_text()
+@dataclass(frozen=True)
+class Capture:
+    """One set of captured fixtures and what differs in it from the other set."""
+
+    directory: Path
+    pretty: bool                 # each object pretty-printed over many lines (0.13) or one per line
+    open_registry: str           # host:port of the open registry, the one with htpasswd, and a closed port
+    auth_registry: str
+    closed_port: str
+    closed_scheme: str           # the scheme BuildKit tried last on the closed port
+    solve_error: str             # how buildx starts the last line of a failed build
+    image_export_vertex: str     # the vertex of the image export
+    completions: int             # completion lines of the cold build (one per vertex that completes)
+    cold_image_digest: str       # image_digest() of the cold build
+    containerd_store: bool       # the engine's image store, which decides what its image ID is
+    cold_image_id: str           # the ID of the cold build's image in that engine
+    refused_blob: str            # the blob named by the export error (the first upload to fail)
+    unauthorized_blob: str
+    strict_blob: str
+
+
+CAPTURES = {
+    "0.13.1": Capture(
+        directory=FIXTURES,
+        pretty=True,
+        open_registry="localhost:15001",
+        auth_registry="localhost:15002",
+        closed_port="15003",
+        closed_scheme="https",
+        solve_error="ERROR: failed to solve: ",
+        image_export_vertex="exporting to image",           # the docker driver: into the engine's store
+        completions=13,
+        # containerd image store: a manifest list (image manifest + provenance attestation manifest)
+        cold_image_digest="sha256:4d1d886fa60ce1b1b14fbaa0c22b477924c4f97998adb1e467d9070d31e2aa08",
+        containerd_store=True,
+        cold_image_id="sha256:4d1d886fa60ce1b1b14fbaa0c22b477924c4f97998adb1e467d9070d31e2aa08",
+        refused_blob=EMPTY_LAYER,
+        unauthorized_blob=EMPTY_LAYER,
+        strict_blob=EMPTY_LAYER,
+    ),
+    "0.29.1": Capture(
+        directory=FIXTURES / "buildx-0.29.1",
+        pretty=False,
+        open_registry="localhost:15101",
+        auth_registry="localhost:15102",
+        closed_port="15103",
+        closed_scheme="http",
+        solve_error="ERROR: failed to build: failed to solve: ",
+        image_export_vertex="exporting to docker image format",  # docker-container --load: a tarball...
+        completions=14,                                          # ...and buildx's own "importing to docker"
+        # a single image manifest (no attestation manifest in a --load to the classic store)
+        cold_image_digest="sha256:b3fbc0c8afd9d4ee80f982ad8708a0169c13ab6f8d798e0624ae532dad7248f0",
+        containerd_store=False,   # the classic store: an image's ID is its config's digest
+        cold_image_id="sha256:59280a0a4309a5e9cff93648e16445b3919d21dc711ba4beea30769f5b80051b",
+        # the layers are written concurrently: which upload fails first differs from run to run
+        refused_blob="sha256:da2d6226facb3616e63a63d4b11a60ce506f2f620c7db1a687285d633178af5f",
+        unauthorized_blob="sha256:12e75fb40c1d9cadd244aed7a62f04aaaf077fb48ff4fae40b9b7dafce9489cf",
+        strict_blob="sha256:12e75fb40c1d9cadd244aed7a62f04aaaf077fb48ff4fae40b9b7dafce9489cf",
+    ),
+}
+VERSIONS = list(CAPTURES)
+BOTH = pytest.mark.parametrize("version", VERSIONS)
+EACH_FIXTURE = pytest.mark.parametrize(("version", "name"), [(v, n) for v in VERSIONS for n in FIXTURE_NAMES])
+
+
+def fixture(name: str, version: str = "0.13.1") -> str:
+    return (CAPTURES[version].directory / f"{name}.stderr").read_text()
 
 
 def decode(text: str, sizes: list[int] | None = None) -> list[dict | str]:
@@ -57,8 +127,8 @@ def progress_of(events: list[dict | str]) -> tuple[BuildProgress, list[str]]:
     return progress, lines
 
 
-def run(name: str) -> tuple[BuildProgress, list[str], list[dict | str]]:
-    events = decode(fixture(name))
+def run(name: str, version: str = "0.13.1") -> tuple[BuildProgress, list[str], list[dict | str]]:
+    events = decode(fixture(name, version))
     progress, lines = progress_of(events)
     return progress, lines, events
 
@@ -78,63 +148,81 @@ def b64(text: str) -> str:
 # -- the stream decoder on the captured output --------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", FIXTURE_NAMES)
-def test_fixture_decodes_to_objects_and_the_real_text_lines(name):
-    raw = fixture(name)
+def test_both_captures_hold_the_six_fixtures():
+    for capture in CAPTURES.values():
+        assert sorted(p.stem for p in capture.directory.glob("*.stderr")) == sorted(FIXTURE_NAMES)
+
+
+@EACH_FIXTURE
+def test_fixture_decodes_to_objects_and_the_real_text_lines(version, name):
+    c = CAPTURES[version]
+    raw = fixture(name, version)
     events = decode(raw)
     objects = [e for e in events if isinstance(e, dict)]
-    assert len(objects) == raw.count("\n}\n") + raw.endswith("\n}")
+    json_lines = [line for line in raw.split("\n") if line.startswith("{")]
+    if c.pretty:
+        assert len(objects) == raw.count("\n}\n") + raw.endswith("\n}")
+        assert set(json_lines) == {"{"}
+    else:
+        assert [json.loads(line) for line in json_lines] == objects   # each line one whole object
     assert all(set(o) <= {"vertexes", "statuses", "logs", "warnings"} for o in objects)
     lines = texts(events)
     assert all(not line.startswith(("{", " ", "}")) or "|" in line for line in lines)
     if name == "fail":
         assert lines[0] == "Dockerfile:10"
-        assert lines[-1].startswith('ERROR: failed to solve: process "/bin/sh -c echo')
+        assert lines[-1].startswith(f'{c.solve_error}process "/bin/sh -c echo')
         assert '  10 | >>> RUN echo "$GREETING from the build" && \\' in lines
+        assert len(lines) == 9
     elif name == "export-refused-strict":
-        assert len(lines) == 1 and lines[0].startswith("ERROR: failed to solve: error writing layer blob:")
+        assert len(lines) == 1 and lines[0].startswith(f"{c.solve_error}error writing layer blob:")
     else:
         assert lines == []
 
 
-@pytest.mark.parametrize("name", FIXTURE_NAMES)
-def test_fixture_in_random_chunks_decodes_the_same(name):
-    raw = fixture(name)
+@EACH_FIXTURE
+def test_fixture_in_random_chunks_decodes_the_same(version, name):
+    raw = fixture(name, version)
     whole = decode(raw)
-    rng = random.Random(name)
+    rng = random.Random(f"{version}-{name}")
     for _ in range(5):
         sizes = [rng.randint(1, 700) for _ in range(50)]
         assert decode(raw, sizes) == whole
     assert decode(raw, [1]) == whole
 
 
-@pytest.mark.parametrize("name", FIXTURE_NAMES)
-def test_fixture_summary_is_the_same_whatever_the_chunks(name):
-    raw = fixture(name)
+@EACH_FIXTURE
+def test_fixture_summary_is_the_same_whatever_the_chunks(version, name):
+    raw = fixture(name, version)
     progress, lines = progress_of(decode(raw))
-    rng = random.Random(f"{name}-summary")
+    rng = random.Random(f"{version}-{name}-summary")
     other, other_lines = progress_of(decode(raw, [rng.randint(1, 300) for _ in range(64)]))
     assert other_lines == lines
     assert other.steps() == progress.steps()
     assert other.cache_hit() == progress.cache_hit()
 
 
-@pytest.mark.parametrize("name", FIXTURE_NAMES)
-def test_one_object_per_line_format_gives_the_same_events(name):
-    """buildx 0.15+ writes each object on one line: same events as the pretty-printed 0.13 output."""
-    events = decode(fixture(name))
+@EACH_FIXTURE
+def test_the_other_format_gives_the_same_events(version, name):
+    """buildx 0.13 pretty-prints each object, buildx 0.15+ writes one per line: either way, the same events."""
+    events = decode(fixture(name, version))
     compact = "".join((json.dumps(e) if isinstance(e, dict) else e) + "\n" for e in events)
-    assert decode(compact) == events
-    assert decode(compact, [17, 3, 250]) == events
+    pretty = "".join((json.dumps(e, indent=2) if isinstance(e, dict) else e) + "\n" for e in events)
+    for text in (compact, pretty):
+        assert decode(text) == events
+        assert decode(text, [17, 3, 250]) == events
 
 
 # -- what the captured builds say ---------------------------------------------------------------------
 
 
-def test_cold_build_runs_every_step_and_exports_the_cache():
-    progress, lines, events = run("cold")
-    assert "importing cache manifest from localhost:15001/x/cache:t" in vertex_names(events)
+@BOTH
+def test_cold_build_runs_every_step_and_exports_the_cache(version):
+    c = CAPTURES[version]
+    progress, lines, events = run("cold", version)
+    ref = f"{c.open_registry}/x/cache:t"
+    assert f"importing cache manifest from {ref}" in vertex_names(events)
     assert EXPORT_VERTEX in vertex_names(events)
+    assert c.image_export_vertex in vertex_names(events)
     steps = progress.steps()
     assert [(s.stage, s.index, s.total, s.instruction) for s in steps] == [
         ("stage-1", 3, 3, "RUN cat /out.txt"),
@@ -148,16 +236,19 @@ def test_cold_build_runs_every_step_and_exports_the_cache():
     assert progress.cache_hit() == "none"
     # A cache that does not exist yet: the import vertex fails with "not found", the build goes on.
     assert progress.cache_import_errors() == [
-        ("localhost:15001/x/cache:t",
-         "failed to configure registry cache importer: localhost:15001/x/cache:t: not found")
+        (ref, f"failed to configure registry cache importer: {ref}: not found")
     ]
     assert progress.cache_export_errors() == []
     assert progress.failed_step() is None
     assert dockerfile_error_location(texts(events)) is None
+    assert progress.image_exported() and not progress.cache_export_running()
+    assert progress.image_digest() == c.cold_image_digest
+    assert progress.image_id(c.containerd_store) == c.cold_image_id
 
 
-def test_cold_build_log_lines_are_readable():
-    _, lines, _ = run("cold")
+@BOTH
+def test_cold_build_log_lines_are_readable(version):
+    _, lines, _ = run("cold", version)
     run_line = next(i for i, line in enumerate(lines) if "[builder 4/4] RUN echo building" in line)
     number = lines[run_line].split()[0]
     assert number.startswith("#")
@@ -166,19 +257,35 @@ def test_cold_build_log_lines_are_readable():
     assert any(line.endswith(" HELLO") for line in lines)
     assert any("exporting cache to registry  " in line for line in lines)
     assert any(
-        "importing cache manifest from localhost:15001/x/cache:t  ERROR: failed to configure" in line for line in lines
+        f"importing cache manifest from {CAPTURES[version].open_registry}/x/cache:t  ERROR: failed to configure"
+        in line for line in lines
     )
     # "#n" numbers go to vertices as they start (like buildx), so they are 1..k, each with one name
     completion = [line for line in lines if re.match(r"^#\d+ .*  (CACHED|DONE|\d+\.\ds|ERROR: .*)$", line)]
-    assert len(completion) == 13
+    assert len(completion) == CAPTURES[version].completions
     numbers = [int(line.split()[0][1:]) for line in completion]
     assert sorted(numbers) == list(range(1, len(numbers) + 1))
     # "load build definition" runs twice in BuildKit; it is reported once
     assert sum("load build definition" in line for line in lines) == 1
 
 
-def test_warm_build_is_a_full_cache_hit_from_the_registry():
-    progress, lines, events = run("warm")
+@BOTH
+@pytest.mark.parametrize("name", ["cold", "warm", "export-refused", "export-unauthorized", "export-refused-strict"])
+def test_the_image_is_done_while_the_cache_export_runs(version, name):
+    """What arms cache-timeout (regcache.main): the image export has completed and the cache export runs."""
+    progress = BuildProgress()
+    seen = []
+    for event in decode(fixture(name, version)):
+        progress.update(event)
+        seen.append((progress.image_exported(), progress.cache_export_running()))
+    armed = seen.index((True, True))
+    assert not any(running for _, running in seen[:armed])   # the cache export starts after the image is done
+    assert seen[-1] == (True, False)
+
+
+@BOTH
+def test_warm_build_is_a_full_cache_hit_from_the_registry(version):
+    progress, lines, events = run("warm", version)
     steps = progress.steps()
     assert len(steps) == 5 and all(s.cached for s in steps)
     assert progress.cache_hit() == "full"
@@ -186,12 +293,15 @@ def test_warm_build_is_a_full_cache_hit_from_the_registry():
     assert progress.cache_export_errors() == []
     assert sum(line.endswith("  CACHED") for line in lines) == 5
     # the FROM vertex is a step of its own but not cache work
-    assert any("FROM localhost:15001/x/base:1@sha256:" in n for n in vertex_names(events))
+    assert any(f"FROM {CAPTURES[version].open_registry}/x/base:1@sha256:" in n for n in vertex_names(events))
     assert all(not s.instruction.startswith("FROM") for s in steps)
+    assert progress.image_exported()
 
 
-def test_failed_build_names_the_step_and_the_dockerfile_line():
-    progress, lines, events = run("fail")
+@BOTH
+def test_failed_build_names_the_step_and_the_dockerfile_line(version):
+    c = CAPTURES[version]
+    progress, lines, events = run("fail", version)
     failed = progress.failed_step()
     assert failed is not None
     assert (failed.stage, failed.index, failed.total) == (None, 3, 4)
@@ -200,6 +310,7 @@ def test_failed_build_names_the_step_and_the_dockerfile_line():
     assert failed.duration is not None and not failed.cached
     assert dockerfile_error_location(texts(events)) == ("Dockerfile", 10)
     assert dockerfile_error_location(progress.text_lines()) == ("Dockerfile", 10)
+    assert texts(events)[-1] == f"{c.solve_error}{failed.error}"
     # the failed step's stdout and stderr come before its ERROR line
     n = next(i for i, line in enumerate(lines) if "[3/4] RUN" in line)
     number = lines[n].split()[0]
@@ -210,38 +321,35 @@ def test_failed_build_names_the_step_and_the_dockerfile_line():
     assert never.instruction == "RUN echo never reached"
     assert never.duration is None and not never.cached and never.error is None
     assert progress.cache_hit() == "partial"  # the first two steps came from the local cache
-    # no cache export on a failed build; the import of a missing ref says "not found"
+    # no cache export (nor image export) on a failed build; the import of a missing ref says "not found"
     assert progress.cache_export_errors() == []
-    assert progress.cache_import_errors() == [
-        ("localhost:15001/x/cache:fail",
-         "failed to configure registry cache importer: localhost:15001/x/cache:fail: not found")
-    ]
+    assert EXPORT_VERTEX not in vertex_names(events)
+    assert not progress.image_exported()
+    ref = f"{c.open_registry}/x/cache:fail"
+    assert progress.cache_import_errors() == [(ref, f"failed to configure registry cache importer: {ref}: not found")]
     assert texts(events)[-1] in lines
 
 
-@pytest.mark.parametrize(
-    ("name", "import_error", "export_error"),
-    [
-        pytest.param(
-            "export-refused",
-            'failed to do request: Head "https://localhost:15003/v2/x/cache/manifests/t": '
-            "dial tcp 127.0.0.1:15003: connect: connection refused",
-            'error writing layer blob: failed to do request: Head "https://localhost:15003/v2/x/cache/blobs/'
-            'sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1": '
-            "dial tcp 127.0.0.1:15003: connect: connection refused",
-            id="refused",
-        ),
-        pytest.param(
-            "export-unauthorized",
-            "unexpected status from HEAD request to http://localhost:15002/v2/x/cache/manifests/t: 401 Unauthorized",
-            "error writing layer blob: unexpected status from HEAD request to http://localhost:15002/v2/x/cache/"
-            "blobs/sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1: 401 Unauthorized",
-            id="unauthorized",
-        ),
-    ],
-)
-def test_ignored_export_error_is_only_a_vertex_error(name, import_error, export_error):
-    progress, lines, events = run(name)
+def _refused(c: Capture, path: str) -> str:
+    return (f'failed to do request: Head "{c.closed_scheme}://localhost:{c.closed_port}/v2/x/cache/{path}": '
+            f"dial tcp 127.0.0.1:{c.closed_port}: connect: connection refused")
+
+
+def _unauthorized(c: Capture, path: str) -> str:
+    return f"unexpected status from HEAD request to http://{c.auth_registry}/v2/x/cache/{path}: 401 Unauthorized"
+
+
+@BOTH
+@pytest.mark.parametrize("name", ["export-refused", "export-unauthorized"])
+def test_ignored_export_error_is_only_a_vertex_error(version, name):
+    c = CAPTURES[version]
+    if name == "export-refused":
+        import_error = _refused(c, "manifests/t")
+        export_error = "error writing layer blob: " + _refused(c, f"blobs/{c.refused_blob}")
+    else:
+        import_error = _unauthorized(c, "manifests/t")
+        export_error = "error writing layer blob: " + _unauthorized(c, f"blobs/{c.unauthorized_blob}")
+    progress, lines, events = run(name, version)
     assert texts(events) == []  # ignore-error=true: exit 0, no text, no warning
     assert progress.warnings() == []
     assert [e for _, e in progress.cache_import_errors()] == [
@@ -250,19 +358,24 @@ def test_ignored_export_error_is_only_a_vertex_error(name, import_error, export_
     assert any(line.endswith(f"{EXPORT_VERTEX}  ERROR: {export_error}") for line in lines)
     assert progress.failed_step() is None
     assert progress.cache_hit() == "full"  # the steps were in the local cache already
+    assert progress.image_exported()       # the image was done before the cache export failed
 
 
-def test_strict_export_error_is_a_vertex_error_and_the_final_text():
-    progress, _, events = run("export-refused-strict")
+@BOTH
+def test_strict_export_error_is_a_vertex_error_and_the_final_text(version):
+    c = CAPTURES[version]
+    progress, _, events = run("export-refused-strict", version)
     [error] = progress.cache_export_errors()
-    assert texts(events) == [f"ERROR: failed to solve: {error}"]
+    assert error == "error writing layer blob: " + _refused(c, f"blobs/{c.strict_blob}")
+    assert texts(events) == [f"{c.solve_error}{error}"]
     assert progress.failed_step() is None
     assert dockerfile_error_location(texts(events)) is None
+    assert progress.image_exported()   # exit 1, yet the image itself was exported first
 
 
-@pytest.mark.parametrize("name", FIXTURE_NAMES)
-def test_slowest_is_sorted_and_bounded(name):
-    progress, _, _ = run(name)
+@EACH_FIXTURE
+def test_slowest_is_sorted_and_bounded(version, name):
+    progress, _, _ = run(name, version)
     slow = progress.slowest(3)
     assert len(slow) <= 3
     assert [s.duration for s in slow] == sorted((s.duration for s in slow), reverse=True)
@@ -425,6 +538,26 @@ def test_cache_vertices_of_other_backends():
     assert progress.cache_export_errors() == ["gha failed", "local failed", "inline failed"]
 
 
+@pytest.mark.parametrize(
+    ("name", "error", "exported"),
+    [
+        ("exporting to image", "", True),                        # docker driver, --push
+        ("exporting to docker image format", "", True),          # docker-container --load
+        ("exporting to oci image format", "", True),             # --output type=oci
+        ("exporting to image", "failed to push", False),
+        ("exporting cache to registry", "", False),
+        ("importing to docker", "", False),
+    ],
+)
+def test_image_exported_by_each_exporter(name, error, exported):
+    progress = BuildProgress()
+    t = "2024-01-01T00:00:00Z"
+    progress.update(vx(name=name, started=t))
+    assert not progress.image_exported()
+    progress.update(vx(completed=t, error=error))
+    assert progress.image_exported() is exported
+
+
 def test_logs_are_split_into_lines_across_events_and_flushed_on_completion():
     progress = BuildProgress()
     t = "2024-01-01T00:00:00Z"
@@ -495,10 +628,11 @@ def test_braces_inside_strings_do_not_confuse_the_decoder():
     assert decode(pretty, [1]) == [obj]
 
 
+@BOTH
 @settings(max_examples=60, deadline=None)
 @given(cuts=st.lists(st.integers(min_value=0, max_value=12_000), max_size=30))
-def test_any_split_of_the_failure_output_decodes_the_same(cuts):
-    raw = fixture("fail")
+def test_any_split_of_the_failure_output_decodes_the_same(version, cuts):
+    raw = fixture("fail", version)
     stream = RawJsonStream()
     events: list[dict | str] = []
     last = 0
