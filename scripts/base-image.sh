@@ -2,6 +2,8 @@
 # Provide the local image debian:trixie-slim without Docker Hub: if the engine already has it, do nothing;
 # otherwise debootstrap a minimal trixie from the machine's Debian mirror and `docker import` it.
 # Idempotent. Needs root, debootstrap and a running Docker engine (scripts/setup-engine.sh).
+# Further engines (DOCKER_HOST values) given as arguments get a copy (docker save | docker load).
+#   scripts/base-image.sh [unix:///run/regcache-docker28/docker.sock ...]
 set -euo pipefail
 
 IMAGE=debian:trixie-slim
@@ -16,8 +18,19 @@ die() { printf 'base-image: error: %s\n' "$*" >&2; exit 1; }
 command -v docker >/dev/null || die "docker not found; run scripts/setup-engine.sh first"
 docker info >/dev/null 2>&1 || die "the Docker engine is not reachable (docker info failed); run scripts/setup-engine.sh"
 
+copy_to_others() {
+  local host
+  for host in "$@"; do
+    if ! DOCKER_HOST=$host docker image inspect "$IMAGE" >/dev/null 2>&1; then
+      log "copying $IMAGE to $host"
+      docker save "$IMAGE" | DOCKER_HOST=$host docker load -q >/dev/null || die "could not load $IMAGE into $host"
+    fi
+  done
+}
+
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  log "$IMAGE already present, nothing to do"
+  copy_to_others "$@"
+  log "$IMAGE already present"
   exit 0
 fi
 
@@ -66,4 +79,5 @@ tar --numeric-owner --one-file-system -C "$rootfs" -c . \
   || die "docker import of $IMAGE failed"
 
 version=$(docker run --rm "$IMAGE" cat /etc/debian_version) || die "the imported $IMAGE does not run"
+copy_to_others "$@"
 log "$IMAGE ready (Debian $version)"

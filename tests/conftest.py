@@ -2,6 +2,13 @@
 
 Without an engine or registry these tiers are skipped on a developer machine, but with CI=true a missing
 piece fails the run: scripts/test and .ci/run set everything up first.
+
+The tiers run on two engines, as two legs of scripts/test: REGCACHE_TEST_ENGINE names the one the
+environment points at (DOCKER_HOST), and the engine fixture checks that it is that engine.
+- docker26-containerd: Debian's dockerd 26 with the containerd image store (the default builder exports);
+- docker28-classic: dockerd 28 with the classic store, as on GitHub's hosted runners (regcache makes a
+  docker-container builder from REGCACHE_TEST_BUILDKIT_IMAGE, the BuildKit image built here).
+A test that only means something on one of them is marked ``only_engine("…")`` and deselected on the other.
 """
 
 from __future__ import annotations
@@ -26,18 +33,49 @@ def missing(what: str) -> None:
     pytest.skip(message)
 
 
+ENGINES = {
+    # name: (major version of dockerd, containerd image store)
+    "docker26-containerd": ("26", True),
+    "docker28-classic": ("28", False),
+}
+ENGINE = os.environ.get("REGCACHE_TEST_ENGINE", "docker26-containerd")
+BUILDKIT_IMAGE = os.environ.get("REGCACHE_TEST_BUILDKIT_IMAGE", "")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "only_engine(name): runs only on that engine (see tests/conftest.py)")
+    if ENGINE not in ENGINES:
+        raise pytest.UsageError(f"REGCACHE_TEST_ENGINE={ENGINE!r}: accepted: {', '.join(ENGINES)}")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    elsewhere = [item for item in items
+                 if any(m.args[0] != ENGINE for m in item.iter_markers("only_engine"))]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [item for item in items if item not in elsewhere]
+
+
 @pytest.fixture(scope="session")
-def engine() -> None:
+def engine() -> str:
+    """The engine this leg runs on, checked: its version and image store are the ones ENGINE names."""
     if shutil.which("docker") is None:
         missing("no docker CLI")
-    info = subprocess.run(["docker", "info", "--format", "{{json .DriverStatus}}"], capture_output=True,
-                          text=True, timeout=60)
+    info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}} {{json .DriverStatus}}"],
+                          capture_output=True, text=True, timeout=60)
     if info.returncode != 0:
         missing(f"the Docker engine is not reachable: {info.stderr.strip()[-300:]}")
-    if "io.containerd.snapshotter.v1" not in info.stdout:
-        missing("dockerd runs without the containerd image store")
+    major, containerd_store = ENGINES[ENGINE]
+    if not info.stdout.startswith(f"{major}."):
+        missing(f"{ENGINE}: the engine at {os.environ.get('DOCKER_HOST', 'the default socket')} is "
+                f"dockerd {info.stdout.split()[0]}")
+    if ("io.containerd.snapshotter.v1" in info.stdout) != containerd_store:
+        missing(f"{ENGINE}: dockerd runs {'without' if containerd_store else 'with'} the containerd image store")
+    if not containerd_store and not BUILDKIT_IMAGE:
+        missing(f"{ENGINE}: REGCACHE_TEST_BUILDKIT_IMAGE is not set (scripts/buildkit-image.sh makes one)")
     if shutil.which("docker-registry") is None:
         missing("no docker-registry (Debian package docker-registry)")
+    return ENGINE
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +91,12 @@ def docker_config(tmp_path, monkeypatch) -> Path:
     """Each test gets its own docker config, so logins are checked per test and root's is untouched."""
     config = tmp_path / "docker-config"
     config.mkdir()
-    # Keep the builders visible from the default location.
-    home_docker = Path.home() / ".docker"
-    if (home_docker / "buildx").exists():
-        shutil.copytree(home_docker / "buildx", config / "buildx")
+    # Keep the builders and CLI plugins (engine 2's buildx) of the leg's own config visible.
+    leg_config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    if (leg_config / "buildx").exists():
+        shutil.copytree(leg_config / "buildx", config / "buildx")
+    if (leg_config / "cli-plugins").exists():
+        (config / "cli-plugins").symlink_to(leg_config / "cli-plugins")
     monkeypatch.setenv("DOCKER_CONFIG", str(config))
     return config
 

@@ -288,6 +288,10 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cach
             o.plan = _no_write(o.plan, "the export failed")
     if not o.plan.read:
         o.cache_hit = "none"
+    elif code == 0 and o.probe == "exact" and o.cache_hit == "none" and not progress.cache_import_errors():
+        # BuildKit 0.34 skips a cache it cannot read (an unknown manifest format) without an error.
+        log.warning(f"the cache could not be read from {o.cache_ref}: the registry has it, but BuildKit used "
+                    "none of its steps (a cache it could not read, or one written for another platform)")
     cached = sum(1 for step in o.steps if step.cached)
     log.info(f"{cached} of {len(o.steps)} steps cached (cache-hit: {o.cache_hit}) in {o.seconds:.1f}s")
     if code != 0:

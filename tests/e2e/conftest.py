@@ -9,6 +9,7 @@ is a hash of the Dockerfile, requirements.txt and src/) and kept for the next se
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, USER, missing
+from tests.conftest import BUILDKIT_IMAGE, PASSWORD, USER, missing
 from tests.support import act as act_support
 from tests.support.registry import LocalRegistry
 
@@ -49,7 +50,8 @@ def runner_image(engine, tmp_path_factory) -> str:
 def action_image(runner_image, tmp_path_factory) -> str:
     """regcache-e2e:<hash>, built from this checkout's Dockerfile unless an image of that content exists."""
     ref = act_support.action_image_ref()
-    if not act_support.image_exists(ref):
+    source = os.environ.get("REGCACHE_TEST_IMAGE_SOURCE", "")
+    if not act_support.image_exists(ref) and not (source and act_support.copy_image(ref, source)):
         log = tmp_path_factory.mktemp("action-image") / "build.log"
         try:
             act_support.build_action_image(ref, log)
@@ -79,7 +81,8 @@ class E2E:
         home = repo.parent / f"{repo.name}-home"
         home.mkdir(exist_ok=True)
         run = act_support.run_act(repo, event_name, payload, workflow, home=home, actor=USER,
-                                  variables={"CACHE_IMAGE": f"{self.registry.host}/{cache_repo}"},
+                                  variables={"CACHE_IMAGE": f"{self.registry.host}/{cache_repo}",
+                                             "BUILDKIT_IMAGE": BUILDKIT_IMAGE},
                                   secrets={"GITHUB_TOKEN": PASSWORD}, **kw)
         for text in run.marker("E2E-OUTPUTS"):
             imageid = json.loads(text).get("imageid", "")

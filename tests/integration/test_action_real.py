@@ -178,6 +178,7 @@ def test_bad_input_fails_before_any_docker_command(tmp_path, name, value):
     assert run.outputs == {}
 
 
+@pytest.mark.only_engine("docker26-containerd")   # the default builder is the long-lived one
 def test_a_write_that_misses_layers_is_reported_not_claimed(registry, docker_config, tmp_path):
     """A long-lived builder whose local cache came lazily from another ref's import (a pull request read
     it) exports only the final image's layers to a new ref in max mode (BuildKit 0.13 and 0.34 alike).

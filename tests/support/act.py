@@ -80,6 +80,19 @@ def image_exists(ref: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", ref], capture_output=True, timeout=60).returncode == 0
 
 
+def copy_image(ref: str, source_host: str) -> bool:
+    """Load ref from another engine (DOCKER_HOST value) if it has it: the second engine's leg takes the image
+    the first one built rather than building it again. False when the source does not have it."""
+    source = {**os.environ, "DOCKER_HOST": source_host}
+    if subprocess.run(["docker", "image", "inspect", ref], capture_output=True, timeout=60,
+                      env=source).returncode != 0:
+        return False
+    save = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE, env=source)
+    load = subprocess.run(["docker", "load", "-q"], stdin=save.stdout, capture_output=True, timeout=600)
+    save.stdout.close()
+    return save.wait(timeout=600) == 0 and load.returncode == 0 and image_exists(ref)
+
+
 def build_action_image(ref: str, log_path: Path, root: Path = ROOT) -> None:
     """Build the action image as a release does, plus this machine's PyPI CA as the optional pip-ca secret.
 

@@ -67,6 +67,9 @@ def _prepare(workspace: Path, event_name: str, payload: dict[str, Any], inputs: 
     env.update({"GITHUB_OUTPUT": str(output_file), "GITHUB_STEP_SUMMARY": str(summary_file),
                 "PYTHONPATH": str(SRC)})
     env.update({f"INPUT_{k.upper()}": v for k, v in inputs.items()})
+    # On an engine whose builder cannot export (docker28-classic), the BuildKit image made here.
+    if os.environ.get("REGCACHE_TEST_BUILDKIT_IMAGE"):
+        env.setdefault("INPUT_BUILDKIT-IMAGE", os.environ["REGCACHE_TEST_BUILDKIT_IMAGE"])
     env.update(extra_env or {})
     return env, output_file, summary_file
 
