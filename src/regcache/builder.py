@@ -1,14 +1,21 @@
-"""Pick a buildx builder that can export cache, making one only when it must."""
+"""Pick a buildx builder that can export cache, making one only when it must.
+
+Making one (a docker-container builder: importing python-on-whales, starting BuildKit's container, and on a
+fresh runner pulling its image) is the common path on GitHub's hosted runners, whose docker driver cannot
+export. It needs nothing from the registry login or the cache probe, so it runs beside them
+(start_choosing); its log lines are kept and shown in their own group when the run needs the builder.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from regcache.docker_cli import CommandFailed, DockerCLI
-from regcache.errors import InputError
-from regcache.log import Log
+from regcache.docker_cli import DockerCLI
+from regcache.errors import CommandFailed, InputError
+from regcache.log import DeferredLog, Log
 
 EXPORTING_DRIVERS = ("docker-container", "remote", "kubernetes")
 
@@ -54,3 +61,38 @@ def choose_builder(cli: DockerCLI, log: Log, *, requested: str, buildkit_image: 
         return BuilderChoice("", False, False, f"{why}; creating one failed, so the cache is not written",
                              current.driver)
     return BuilderChoice(name, True, True, f"{why}: created docker-container builder {name!r}", "docker-container")
+
+
+class PendingBuilder:
+    """The builder choice, running in a thread: result() waits for it and replays its log lines."""
+
+    def __init__(self, cli: DockerCLI, log: Log, **choice):
+        self._log = DeferredLog(log)
+        self._cli = cli.with_log(self._log)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="builder")
+        self._future: Future[BuilderChoice] = pool.submit(choose_builder, self._cli, self._log, **choice)
+        pool.shutdown(wait=False)
+
+    def result(self) -> BuilderChoice:
+        try:
+            return self._future.result()
+        finally:
+            self._log.replay()
+
+    def remove_if_created(self, log: Log, timeout: float = 300) -> None:
+        """Cleanup on every path, also when the run stops before it asked for the result."""
+        try:
+            choice = self._future.result(timeout=timeout)
+        except Exception:  # noqa: BLE001 - the failure was (or will be) reported by result()
+            return
+        if choice.created:
+            try:
+                self._cli.with_log(log).remove_builder(choice.name)
+            except CommandFailed as e:
+                log.warning(f"could not remove the builder {choice.name!r}: {e}")
+
+
+def start_choosing(cli: DockerCLI, log: Log, *, requested: str, buildkit_image: str,
+                   containerd_store: bool) -> PendingBuilder:
+    return PendingBuilder(cli, log, requested=requested, buildkit_image=buildkit_image,
+                          containerd_store=containerd_store)

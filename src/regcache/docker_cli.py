@@ -8,6 +8,7 @@ Creating and removing a builder go through python-on-whales.
 
 from __future__ import annotations
 
+import copy
 import os
 import shlex
 import shutil
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from regcache.errors import EngineError
+from regcache.errors import CommandFailed, EngineError
 from regcache.log import Log
 
 SHORT_TIMEOUT = 120.0        # info, inspect, login, logout, tag
@@ -30,10 +31,6 @@ class Builder:
     driver: str
 
 
-class CommandFailed(Exception):
-    """A docker command failed; the message is its last meaningful line of output, secrets redacted."""
-
-
 class DockerCLI:
     def __init__(self, log: Log, docker: str = "docker"):
         self.log = log
@@ -43,6 +40,12 @@ class DockerCLI:
         if shutil.which(docker) is None:
             raise EngineError(f"{docker!r} was not found on PATH: install the Docker CLI with buildx "
                               "(Debian: docker-cli docker-buildx; see scripts/setup-engine.sh)")
+
+    def with_log(self, log) -> DockerCLI:
+        """The same runner, logging elsewhere (a step that runs beside others keeps its lines)."""
+        other = copy.copy(self)
+        other.log = log
+        return other
 
     def _echo(self, argv: Sequence[str]) -> None:
         self.log.info(self.log.redact(f"$ {shlex.join(argv)}"))
@@ -55,9 +58,9 @@ class DockerCLI:
                 list(argv), input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
                 env=self.env)
         except subprocess.TimeoutExpired:
-            raise CommandFailed(f"{argv[0]} {argv[1]} timed out after {timeout:.0f}s") from None
+            raise CommandFailed(f"{argv[0]} {argv[1]} timed out after {timeout:.0f}s", _command(argv)) from None
         if proc.returncode != 0:
-            raise CommandFailed(_last_line(self.log, proc.stderr or proc.stdout, proc.returncode))
+            raise CommandFailed(_last_line(self.log, proc.stderr or proc.stdout, proc.returncode), _command(argv))
         return proc.stdout
 
     def check_engine(self) -> bool:
@@ -103,7 +106,7 @@ class DockerCLI:
         header = dict(line.split(":", 1) for line in out.split("\n\n", 1)[0].splitlines() if ":" in line)
         builder = Builder(header.get("Name", "").strip(), header.get("Driver", "").strip())
         if not builder.name or not builder.driver:
-            raise CommandFailed(f"unexpected `docker buildx inspect` output: {out[:200]!r}")
+            raise CommandFailed(f"unexpected output: {out[:200]!r}", "docker buildx inspect")
         return builder
 
     def create_builder(self, name: str, image: str) -> Builder:
@@ -120,7 +123,8 @@ class DockerCLI:
             # A half-made builder (its image could not be pulled) must not be left behind.
             self.remove_builder(name, quiet=True)
             output = "\n".join(filter(None, (getattr(e, "stderr", None), getattr(e, "stdout", None))))
-            raise CommandFailed(_last_line(self.log, output, getattr(e, "return_code", "?"))) from None
+            raise CommandFailed(_last_line(self.log, output, getattr(e, "return_code", "?")),
+                                "docker buildx create") from None
         return Builder(builder.name, builder.driver)
 
     def remove_builder(self, name: str, quiet: bool = False) -> None:
@@ -171,6 +175,16 @@ class DockerCLI:
             raise
         finally:
             stdout_reader.join(timeout=5)
+
+
+def _command(argv: Sequence[str]) -> str:
+    """`docker buildx inspect`, `docker login`: the program and its subcommands, never an argument."""
+    words = [argv[0].rsplit("/", 1)[-1]]
+    for word in argv[1:3]:
+        if word.startswith("-") or not word.isalpha():
+            break
+        words.append(word)
+    return " ".join(words)
 
 
 def _last_line(log: Log, output: str, returncode: object) -> str:

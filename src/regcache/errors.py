@@ -32,6 +32,22 @@ class EngineError(RegcacheError):
     exit_code = 2
 
 
+class CommandFailed(RegcacheError):
+    """An external command failed. The message is its last meaningful line of output, secrets redacted;
+    callers that can go on without it turn it into a warning, and one that reaches main() ends the run."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, command: str = ""):
+        self.command = command   # "docker buildx inspect": what ran, without its arguments
+        super().__init__(message)
+
+    def report(self) -> str:
+        what = f"`{self.command}`" if self.command else "a docker command"
+        return (f"{what} failed: {self}. Check that the Docker CLI and its buildx plugin are installed "
+                "(Debian: docker-cli, docker-buildx) and that `docker buildx inspect` works on this runner")
+
+
 class BuildError(RegcacheError):
     """The image build itself failed (a Dockerfile step, a missing file): not a cache problem."""
 

@@ -70,3 +70,28 @@ class Log:
             else:
                 self.out.write(f"   ({time.monotonic() - started:.1f}s)\n")
             self.out.flush()
+
+
+class DeferredLog:
+    """What a step running beside others logs, kept and replayed later in its own place (its group).
+
+    It has the interface DockerCLI and the builder choice use: info, warning, redact.
+    """
+
+    def __init__(self, log: Log):
+        self._log = log
+        self._calls: list[tuple[str, str, dict]] = []
+
+    def redact(self, text: str) -> str:
+        return self._log.redact(text)
+
+    def info(self, message: str) -> None:
+        self._calls.append(("info", message, {}))
+
+    def warning(self, message: str, **where) -> None:
+        self._calls.append(("warning", message, where))
+
+    def replay(self) -> None:
+        calls, self._calls = self._calls, []
+        for kind, message, where in calls:
+            getattr(self._log, kind)(message, **where)

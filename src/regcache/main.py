@@ -15,7 +15,7 @@ from pathlib import Path
 
 from regcache.build_kind import classify
 from regcache.cache_plan import CachePlan, plan_cache
-from regcache.errors import BuildError, RegcacheError
+from regcache.errors import BuildError, CommandFailed, RegcacheError
 from regcache.inputs import env_name
 from regcache.log import Log
 from regcache.report import Outcome, summary_markdown, write_outputs, write_summary
@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return run(settings, log)
     except BuildError as e:
         log.error(f"buildx failed with: {e}", file=e.file, line=e.line)
+        return e.exit_code
+    except CommandFailed as e:
+        log.error(e.report())
         return e.exit_code
     except RegcacheError as e:
         log.error(str(e))
@@ -104,20 +107,16 @@ def _relative(path: Path, workspace: Path) -> str:
 
 
 def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
-    from regcache.builder import choose_builder
+    from regcache.builder import start_choosing
     from regcache.docker_cli import DockerCLI
 
     cli = DockerCLI(log)
-    with log.group("Engine, builder and registry login"):
+    with log.group("Engine and registry login"):
         containerd_store = cli.check_engine()
-        builder = choose_builder(cli, log, requested=s.builder, buildkit_image=s.buildkit_image,
+        # Making a builder takes a second or more: it runs while the login and the probe do.
+        pending = start_choosing(cli, log, requested=s.builder, buildkit_image=s.buildkit_image,
                                  containerd_store=containerd_store)
-        log.info(f"builder: {builder.reason}")
-        o.builder_reason = builder.reason
-        if builder.created:
-            cleanup.callback(_warn_on_failure, log, "remove the builder", cli.remove_builder, builder.name)
-        if o.plan.write and not builder.can_export:
-            o.plan = _no_write(o.plan, "no builder here can export cache")
+        cleanup.callback(pending.remove_if_created, log)
         _login_all(s, log, o, cli, cleanup)
 
     from regcache.registry import RegistryClients
@@ -125,6 +124,13 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     registries = RegistryClients(s.registry_username, s.github_token)
     with log.group("Cache probe"):
         import_refs = _probe(s, log, o, registries)
+
+    with log.group("Builder"):
+        builder = pending.result()
+        log.info(f"builder: {builder.reason}")
+        o.builder_reason = builder.reason
+        if o.plan.write and not builder.can_export:
+            o.plan = _no_write(o.plan, "no builder here can export cache")
 
     if s.image_repository and s.reuse_image:
         from regcache.reuse import reuse_key_image
@@ -150,6 +156,10 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     o.imageid = iidfile.read_text().strip() if iidfile.exists() else abandoned
     if metadata_file.exists():
         o.digest = json.loads(metadata_file.read_text() or "{}").get("containerimage.digest", "")
+    if containerd_store and builder.driver != "docker" and s.load and o.digest:
+        # buildx's --iidfile holds the config digest; a containerd image store names the loaded image by
+        # its manifest digest.
+        o.imageid = o.digest
     if o.plan.write:
         with log.group("Publish"):
             if s.cache_mode == "max":
@@ -164,7 +174,7 @@ def _no_write(plan: CachePlan, why: str) -> CachePlan:
 
 def _login_all(s: Settings, log: Log, o: Outcome, cli, cleanup: ExitStack) -> None:
     """Log in to each registry the run talks to; log out at the end on every path."""
-    from regcache.docker_cli import CommandFailed
+    from regcache.errors import CommandFailed
 
     if not s.github_token or not (o.plan.read or o.plan.write or s.image_repository):
         return
@@ -299,10 +309,16 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cach
         text_lines = progress.text_lines()
         location = dockerfile_error_location(text_lines)
         errors = [line for line in text_lines if line.startswith("ERROR")]
-        message = (f"{failed.name}: {failed.error}" if failed and failed.error
-                   else (errors[-1] if errors else (text_lines[-1] if text_lines else f"exit code {code}")))
+        if failed and failed.error:
+            message = f"{failed.name}: {failed.error}"
+        else:
+            # Not a Dockerfile step: the builder itself failed (a remote daemon that went away, a full disk).
+            message = errors[-1] if errors else (text_lines[-1] if text_lines else f"exit code {code}")
+            message += f" (builder: {o.builder_reason})"
         o.failed = message
-        raise BuildError(message, file=dockerfile, line=location[1] if location else None)
+        in_dockerfile = bool(location or (failed and failed.error))
+        raise BuildError(message, file=dockerfile if in_dockerfile else None,
+                         line=location[1] if location else None)
     return abandoned
 
 

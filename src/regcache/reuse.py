@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from regcache.cache_refs import branch_tag, split_ref
-from regcache.docker_cli import CommandFailed, DockerCLI
+from regcache.docker_cli import DockerCLI
+from regcache.errors import CommandFailed
 from regcache.log import Log
 from regcache.registry import RegistryClients, RegistryError
 

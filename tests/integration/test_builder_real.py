@@ -4,7 +4,8 @@ import subprocess
 
 import pytest
 
-from regcache.docker_cli import CommandFailed, DockerCLI
+from regcache.docker_cli import DockerCLI
+from regcache.errors import CommandFailed
 from regcache.log import Log
 
 pytestmark = pytest.mark.integration

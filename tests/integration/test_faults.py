@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import PASSWORD, USER
+from tests.integration.test_action_real import clean_builder
 from tests.support import events
 from tests.support.action import ActionRun, run_action, sample_workspace, start_action
 from tests.support.faultproxy import READS, WRITES, Fault, FaultProxy
@@ -82,6 +83,7 @@ def written_cache(registry, tmp_path_factory) -> str:
     config = tmp / "docker-config"
     config.mkdir()
     ws = sample_workspace(tmp / "ws")
+    clean_builder()   # a complete max-mode write needs a builder without lazily imported records (ENVIRONMENT 5b)
     run = run_action(ws, "push", events.push("auto"), inputs_for(registry.host, "faults/read"),
                      extra_env={"DOCKER_CONFIG": str(config)})
     assert run.code == 0 and run.outputs["cache-write"] == "true", run.log
@@ -504,3 +506,27 @@ def test_cleanup_on_every_path(registry, docker_config, tmp_path, path):
     assert not [b for b in builders if re.match(rf"regcache-{action.pid}-", b)], builders
     instances = docker_config / "buildx" / "instances"
     assert not (instances.exists() and [p.name for p in instances.iterdir() if p.name.startswith("regcache-")])
+
+
+def test_missing_buildx_is_one_clear_error(docker_config, tmp_path):
+    """A docker CLI without its buildx plugin: one ::error:: naming the command and what to install."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = subprocess.run(["sh", "-c", "command -v docker"], capture_output=True, text=True).stdout.strip()
+    wrapper = bin_dir / "docker"
+    wrapper.write_text(f"""#!/bin/sh
+# docker as it answers without the buildx plugin
+for arg in "$@"; do
+  case $arg in -*) ;; buildx) echo "docker: 'buildx' is not a docker command." >&2; exit 1 ;; *) break ;; esac
+done
+exec {real} "$@"
+""")
+    wrapper.chmod(0o755)
+    ws = sample_workspace(tmp_path / "ws")
+    run = run_action(ws, "push", events.push("auto"), inputs_for("localhost:1", "faults/nobuildx"),
+                     extra_env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}, timeout=120)
+    assert run.code == 2, run.log
+    errors = [line for line in run.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1, run.log
+    assert "`docker buildx inspect` failed" in errors[0] and "docker-buildx" in errors[0], errors[0]
+    assert "Traceback" not in run.log, run.log

@@ -59,6 +59,7 @@ def test_exact_probe_and_a_loud_miss(registry, docker_config, tmp_path):
 def test_reuse_pulls_the_image_for_this_key_instead_of_building(registry, docker_config, tmp_path):
     ws = sample_workspace(tmp_path / "ws")
     repo = f"{registry.host}/reuse/app"
+    clean_builder()
     first = run_action(ws, "push", events.push("auto"),
                        inputs_for(registry, "reuse/cache", **{"image-repository": repo}))
     assert first.code == 0, first.log

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_action_real import clean_builder
 from tests.support import events
 from tests.support.action import ActionRun, sample_workspace, start_action
 from tests.support.faultproxy import WRITES, FaultProxy
@@ -129,6 +130,7 @@ def good_run(secret_registry, tmp_path_factory) -> WatchedRun:
     """An auto build that logs in, probes, reads, writes the cache and moves the fallback ref."""
     tmp = tmp_path_factory.mktemp("good")
     ws = sample_workspace(tmp / "ws")
+    clean_builder()   # a complete max-mode write needs a builder without lazily imported records (ENVIRONMENT 5b)
     watched = _watched_run(tmp, ws, "push", events.push("auto"), inputs_for(secret_registry.host, "s/cache"))
     assert watched.run.code == 0, watched.run.log
     assert watched.run.outputs["cache-write"] == "true", watched.run.log

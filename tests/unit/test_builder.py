@@ -1,17 +1,19 @@
 """Builder choice with a stand-in CLI: the decision only, no docker (see the integration tier for real ones)."""
 
+import threading
+
 import pytest
 
-from regcache.builder import can_export, choose_builder
-from regcache.docker_cli import Builder, CommandFailed
-from regcache.errors import InputError
+from regcache.builder import can_export, choose_builder, start_choosing
+from regcache.docker_cli import Builder
+from regcache.errors import CommandFailed, InputError
 from regcache.log import Log
 
 
 class FakeCLI:
     def __init__(self, current="docker", create_fails=False, known=()):
         self.current, self.create_fails, self.known = current, create_fails, known
-        self.created = []
+        self.created, self.removed, self.gate = [], [], None
 
     def inspect_builder(self, name=None):
         if name is None:
@@ -20,7 +22,15 @@ class FakeCLI:
             raise CommandFailed(f"no builder {name!r} found")
         return Builder(name, "docker-container")
 
+    def with_log(self, log):
+        return self
+
+    def remove_builder(self, name):
+        self.removed.append(name)
+
     def create_builder(self, name, image):
+        if self.gate:
+            self.gate.wait(timeout=10)
         if self.create_fails:
             raise CommandFailed(f"failed to pull {image}")
         self.created.append((name, image))
@@ -63,3 +73,32 @@ def test_requested_builder_must_exist():
     choice = choose_builder(FakeCLI(known=("ci",)), Log(False), requested="ci", buildkit_image="b:1",
                             containerd_store=False)
     assert (choice.name, choice.can_export) == ("ci", True)
+
+
+def test_the_choice_runs_beside_other_steps_and_its_lines_come_in_its_own_place(capsys):
+    cli = FakeCLI("docker", create_fails=True)
+    cli.gate = threading.Event()
+    log = Log(True)
+    pending = start_choosing(cli, log, requested="", buildkit_image="b:1", containerd_store=False)
+    log.info("the login and the probe go on meanwhile")
+    assert "::warning::" not in capsys.readouterr().out    # not yet: the creation is still running
+    cli.gate.set()
+    choice = pending.result()
+    assert not choice.can_export
+    assert "could not be created" in capsys.readouterr().out   # now, in the group that asked for it
+    assert log.warnings and "b:1" in log.warnings[0]
+
+
+def test_a_created_builder_is_removed_at_cleanup_even_if_the_run_never_asked_for_it():
+    cli = FakeCLI("docker")
+    pending = start_choosing(cli, Log(False), requested="", buildkit_image="b:1", containerd_store=False)
+    pending.remove_if_created(Log(False))
+    assert cli.removed == [cli.created[0][0]]
+
+
+def test_a_failed_choice_is_raised_where_the_run_asks_for_it():
+    pending = start_choosing(FakeCLI(), Log(False), requested="nope", buildkit_image="b:1",
+                             containerd_store=True)
+    with pytest.raises(InputError):
+        pending.result()
+    pending.remove_if_created(Log(False))   # nothing was made: nothing to remove, no error

@@ -1,0 +1,384 @@
+"""What BuildKit copies from a build context for one source path, read the way BuildKit reads it.
+
+The steps follow BuildKit's (moby/buildkit dockerfile2llb, tonistiigi/fsutil, containerd/continuity):
+1. The context is sent filtered by `.dockerignore` (fsutil's walker with patternmatcher): an excluded
+   directory is skipped whole unless an exception (`!pattern`) could re-include something inside it;
+   a directory only there for an exception's sake carries just what the exception keeps.
+2. A source path is resolved inside that filtered tree with every symlink followed, the context being
+   the root: `..` stops at the root and an absolute link target starts from the context root
+   (continuity's RootPath). A link that points out of the context therefore reads a path inside it.
+3. Wildcards: the path is split at its first component with a wildcard; the part before is resolved
+   as in 2, the rest is matched against paths below it with Go's filepath.Match (a matched directory
+   is copied whole, not searched further). No match copies nothing, and BuildKit says nothing.
+4. A directory is copied with its contents; links inside it are copied as links (not followed).
+
+Everything is read with bytes paths (names that are not UTF-8 are kept, not replaced) and walked with
+an explicit stack, so depth is limited by the file system, not by Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field
+
+from regcache.patterns import BadPattern, PatternMatcher, Unsupported, go_clean, go_match, has_wildcards
+
+# A directory name BuildKit copies like any other, but which changes on every fetch; see Copied.git_skipped.
+_GIT = b".git"
+_MAX_LINKS = 255  # continuity's limit before "too many links"
+_PATTERN_CHARS = frozenset("*[]?^\\")  # fsutil: a path with these is an include pattern, not a prefix
+
+
+class ContextError(Exception):
+    """The context cannot be read the way BuildKit reads it (BuildKit would fail the build too)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: bytes  # inside the copied source, "/"-separated; b"" for the source itself
+    kind: str  # dir, file, file+x, link, hardlink, special, unreadable
+    value: bytes  # file: sha256 digest; link: its target; hardlink: context path of its first name
+
+
+@dataclass
+class Copied:
+    """What one source copies: per match, the name BuildKit gives it and the entries it copies."""
+
+    matches: list[tuple[bytes, list[Entry]]] = field(default_factory=list)
+    files: list[bytes] = field(default_factory=list)  # context-relative paths whose content or link text was read
+    missing: str = ""  # why nothing matched, when nothing did
+    notes: list[str] = field(default_factory=list)
+    git_skipped: list[bytes] = field(default_factory=list)  # context-relative .git directories left out
+
+
+def _show(path: bytes) -> str:
+    """A path for a log line: UTF-8 as is, other bytes as \\xNN."""
+    return path.decode("utf-8", "backslashreplace") or "."
+
+
+def _join(parent: bytes, name: bytes) -> bytes:
+    return parent + b"/" + name if parent else name
+
+
+class BuildContext:
+    """One context directory as BuildKit receives it, given the patterns of its .dockerignore."""
+
+    def __init__(self, root: str | os.PathLike[str], excludes: list[str] | None = None) -> None:
+        self.root = os.fsencode(root)
+        self._matcher = PatternMatcher(excludes) if excludes else None
+        # fsutil skips an excluded directory at once when no exception could reach inside it; exceptions
+        # with wildcards (other than a trailing /* or /**) could reach anywhere, so then it looks inside.
+        self._exceptions: list[str] | None = None
+        if self._matcher is not None and all(not (_PATTERN_CHARS & set(p.without_trailing_glob()))
+                                             for p in self._matcher.patterns if p.exclusion):
+            self._exceptions = [p.without_trailing_glob() + "/" for p in self._matcher.patterns if p.exclusion]
+        self._states: dict[bytes, tuple[str, tuple[bool, ...]]] = {b"": ("in", ())}
+        self._has_content: dict[bytes, bool] = {}
+
+    # --- the filtered tree ----------------------------------------------------------------------
+
+    def _state(self, rel: bytes, is_dir: bool, parent: tuple[str, tuple[bool, ...]]) -> tuple[str, tuple[bool, ...]]:
+        """("in" | "out" | "skip", match info): out = excluded itself, skip = nothing below is sent either."""
+        if parent[0] == "skip":
+            return "skip", ()
+        if self._matcher is None:
+            return "in", ()
+        try:
+            matched, info = self._matcher.matches_using_parent_results(os.fsdecode(rel), parent[1])
+        except (BadPattern, Unsupported) as exc:
+            raise ContextError(f"a .dockerignore pattern cannot be applied: {exc}") from exc
+        if not matched:
+            return "in", info
+        if is_dir and self._exceptions is not None:
+            prefix = os.fsdecode(rel) + "/"
+            if not any(exception.startswith(prefix) for exception in self._exceptions):
+                return "skip", info
+        return "out", info
+
+    def _lstat(self, rel: bytes) -> os.stat_result | None:
+        try:
+            return os.lstat(self.root + b"/" + rel if rel else self.root)
+        except OSError:
+            return None
+
+    def _dir_state(self, rel: bytes) -> tuple[str, tuple[bool, ...]]:
+        """The state of a directory, from its ancestors' (cached, computed from the root down)."""
+        if rel in self._states:
+            return self._states[rel]
+        parts = rel.split(b"/")
+        state = self._states[b""]
+        for depth in range(1, len(parts) + 1):
+            prefix = b"/".join(parts[:depth])
+            if prefix not in self._states:
+                self._states[prefix] = self._state(prefix, True, state)
+            state = self._states[prefix]
+        return state
+
+    def node(self, parts: list[bytes]) -> os.stat_result | None:
+        """lstat of a context-relative path in the tree BuildKit receives; None if it is not sent."""
+        rel = b"/".join(parts)
+        st = self._lstat(rel)
+        if st is None or not parts:
+            return st
+        parent = self._dir_state(b"/".join(parts[:-1]))
+        is_dir = stat.S_ISDIR(st.st_mode)
+        state = self._dir_state(rel) if is_dir else self._state(rel, False, parent)
+        if state[0] == "in":
+            return st
+        if state[0] == "out" and is_dir and self._sends_something_below(rel):
+            return st  # sent only as the parent of what an exception keeps
+        return None
+
+    def _sends_something_below(self, rel: bytes) -> bool:
+        if rel not in self._has_content:
+            self._has_content[rel] = any(True for _ in self._walk(rel, self._dir_state(rel), stop_early=True))
+        return self._has_content[rel]
+
+    # --- resolving a path -----------------------------------------------------------------------
+
+    def resolve(self, path: str, notes: list[str]) -> tuple[list[bytes], os.stat_result | None]:
+        """continuity's RootPath in the filtered tree: (resolved components, lstat or None if absent)."""
+        todo = [part for part in reversed(os.fsencode(go_clean("/" + path)).split(b"/")) if part]
+        resolved: list[bytes] = []
+        links = 0
+        st: os.stat_result | None = self.node([])
+        while todo:
+            part = todo.pop()
+            if part == b"..":
+                if resolved:
+                    resolved.pop()
+                continue
+            candidate = [*resolved, part]
+            st = self.node(candidate) if st is not None else None
+            if st is None or not stat.S_ISLNK(st.st_mode):
+                resolved = candidate
+                continue
+            links += 1
+            if links > _MAX_LINKS:
+                raise ContextError(f"{_show(b'/'.join(candidate))}: too many levels of symbolic links")
+            try:
+                target = os.readlink(self.root + b"/" + b"/".join(candidate))
+            except OSError:
+                resolved, st = candidate, None
+                continue
+            base = b"" if target.startswith(b"/") else b"/".join(resolved)
+            joined = [part for part in os.fsencode(go_clean(os.fsdecode(b"/" + base + b"/" + target))).split(b"/")
+                      if part]
+            if target.startswith(b"/") or _climbs_out(resolved, target):
+                where = _show(b"/".join(joined))
+                notes.append(f"symlink {_show(b'/'.join(candidate))} -> {_show(target)} points outside the context: "
+                             f"BuildKit follows it inside the context, to {where}")
+            resolved = []
+            todo.extend(reversed(joined))
+            st = self.node([])
+        return resolved, st
+
+    # --- walking a directory --------------------------------------------------------------------
+
+    def _walk(self, top: bytes, top_state: tuple[str, tuple[bool, ...]], stop_early: bool = False,
+              git_skipped: list[bytes] | None = None):
+        """Yield (relative path below top, context path, lstat) of what is sent below `top`, in fsutil's order.
+
+        A directory that is only sent for an exception's sake is yielded just before the first entry
+        below it, as fsutil does.
+        """
+        stack: list[tuple[bytes, bytes, tuple[str, tuple[bool, ...]], list[bytes]]] = [
+            (b"", top, top_state, self._names(top))]
+        pending: list[tuple[bytes, bytes, os.stat_result]] = []  # excluded directories not yet yielded
+        while stack:
+            below, rel, state, names = stack[-1]
+            if not names:
+                stack.pop()
+                if pending and pending[-1][1] == rel:
+                    pending.pop()
+                continue
+            name = names.pop()
+            child_below, child = _join(below, name), _join(rel, name)
+            st = self._lstat(child)
+            if st is None:
+                continue
+            is_dir = stat.S_ISDIR(st.st_mode)
+            child_state = self._state(child, is_dir, state)
+            if child_state[0] == "skip" or (child_state[0] == "out" and not is_dir):
+                continue
+            if is_dir and name == _GIT:
+                if git_skipped is not None and child_state[0] == "in":
+                    git_skipped.append(child)
+                continue
+            if child_state[0] == "in":
+                yield from pending
+                pending.clear()
+                yield child_below, child, st
+                if stop_early:
+                    return
+            elif is_dir:
+                pending.append((child_below, child, st))
+            if is_dir:
+                self._states.setdefault(child, child_state)
+                stack.append((child_below, child, child_state, self._names(child)))
+
+    def _names(self, rel: bytes) -> list[bytes]:
+        """Entry names in reverse byte order (popped from the end: ascending, like os.ReadDir)."""
+        try:
+            with os.scandir(self.root + b"/" + rel if rel else self.root) as entries:
+                return sorted((entry.name for entry in entries), reverse=True)
+        except OSError:
+            return []
+
+    # --- copying a source -----------------------------------------------------------------------
+
+    def copy(self, path: str, wildcards: bool = True) -> Copied:
+        """What `COPY <path> …` copies, `path` being the source as BuildKit sees it (quotes and escapes applied).
+
+        A bind mount's source has no wildcards (`wildcards=False`): BuildKit looks the path up as it is.
+        """
+        copied = Copied()
+        clean = go_clean("/" + path).lstrip("/")
+        parts = clean.split("/") if clean else []
+        split = next((i for i, part in enumerate(parts) if has_wildcards(part)), None) if wildcards else None
+        if split is None:
+            names = [clean]
+        else:
+            names = self._wildcard_matches(parts[:split], "/".join(parts[split:]), copied.notes)
+        names = self._sent_for(clean, names)
+        inodes: dict[tuple[int, int], bytes] = {}
+        notes_before = len(copied.notes)
+        for name in names:
+            resolved, st = self.resolve(name, copied.notes)
+            if st is None:
+                continue
+            rel = b"/".join(resolved)
+            base = os.fsencode(name.rsplit("/", 1)[-1]) if name else b""
+            copied.matches.append((base, self._entries(rel, st, copied, inodes)))
+        if not copied.matches:
+            copied.missing = self._why_missing(clean, split is not None, len(copied.notes) > notes_before)
+        return copied
+
+    def copy_all(self) -> Copied:
+        """The whole context, as `COPY . /dest` copies it."""
+        copied = Copied()
+        root = self.node([])
+        if root is not None:
+            copied.matches.append((b"", self._entries(b"", root, copied, {})))
+        return copied
+
+    def _wildcard_matches(self, fixed: list[str], pattern: str, notes: list[str]) -> list[str]:
+        """fsutil's resolveWildcards: filepath.Walk below the resolved fixed part, matching the rest."""
+        resolved, st = self.resolve("/".join(fixed), notes)
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            return []
+        top = b"/".join(resolved)
+        # `*`, `?` and `\/` never match more than themselves across a `/`; a class `[...]` can match one.
+        deepest = pattern.count("/") + pattern.count("[")
+        matches: list[str] = []
+        stack = [(b"", self._names(top))]
+        while stack:
+            below, names = stack[-1]
+            if not names:
+                stack.pop()
+                continue
+            name = names.pop()
+            child_below = _join(below, name)
+            child = _join(top, child_below)
+            st = self.node(child.split(b"/"))
+            if st is None:
+                continue
+            if stat.S_ISDIR(st.st_mode) and name == _GIT:
+                continue  # see Copied.git_skipped
+            if go_match(pattern, os.fsdecode(child_below)):
+                matches.append(os.fsdecode(child))
+            elif stat.S_ISDIR(st.st_mode) and child_below.count(b"/") < deepest:
+                stack.append((child_below, self._names(child)))
+        return matches
+
+    def _sent_for(self, source: str, names: list[str]) -> list[str]:
+        """BuildKit only sends what the sources name, read as patternmatcher include patterns.
+
+        Mostly the same thing as filepath.Match finds; where patternmatcher reads a pattern differently
+        (a `^` outside brackets, a `\\` escape without another wildcard), what is not sent cannot be copied.
+        """
+        if not _PATTERN_CHARS & set(source):
+            return names
+        try:
+            include = PatternMatcher([source])
+            return [name for name in names if include.matches_or_parent_matches(name)]
+        except (BadPattern, Unsupported):
+            return names
+
+    def _entries(self, rel: bytes, st: os.stat_result, copied: Copied,
+                 inodes: dict[tuple[int, int], bytes]) -> list[Entry]:
+        if not stat.S_ISDIR(st.st_mode):
+            return [self._entry(b"", rel, st, copied, inodes)]
+        entries = [Entry(b"", "dir", b"")]
+        for below, child, child_st in self._walk(rel, self._dir_state(rel), git_skipped=copied.git_skipped):
+            entries.append(self._entry(below, child, child_st, copied, inodes))
+        return entries
+
+    def _entry(self, below: bytes, rel: bytes, st: os.stat_result, copied: Copied,
+               inodes: dict[tuple[int, int], bytes]) -> Entry:
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            return Entry(below, "dir", b"")
+        path = self.root + b"/" + rel if rel else self.root
+        if stat.S_ISLNK(mode):
+            copied.files.append(rel)
+            try:
+                target = os.readlink(path)
+            except OSError as exc:
+                return Entry(below, "unreadable", (exc.strerror or str(exc)).encode())
+            if not target.startswith(b"/") and _climbs_out(rel.split(b"/")[:-1], target):
+                copied.notes.append(f"symlink {_show(rel)} -> {_show(target)} points outside the context: "
+                                    "copied as a link, so what it points to is neither in the image nor in the key")
+            return Entry(below, "link", target)
+        if not stat.S_ISREG(mode):
+            return Entry(below, "special", str(stat.S_IFMT(mode)).encode())
+        copied.files.append(rel)
+        if st.st_nlink > 1:
+            first = inodes.setdefault((st.st_dev, st.st_ino), rel)
+            if first != rel:
+                return Entry(below, "hardlink", first)  # BuildKit copies a hard link as a hard link
+        # COPY keeps modes, and git tracks only the executable bit: hash that one, not the umask's.
+        return Entry(below, "file+x" if mode & stat.S_IXUSR else "file", _digest(path, st.st_size))
+
+    def _why_missing(self, clean: str, wildcard: bool, left_context: bool) -> str:
+        if wildcard:
+            return "matches nothing in the context (BuildKit copies nothing for it)"
+        if left_context:
+            return "leads through a symlink out of the context to nothing (BuildKit will fail: not found)"
+        if self._lstat(os.fsencode(clean)) is not None:
+            return "is excluded by .dockerignore (BuildKit will fail: not found)"
+        return "does not exist in the context (BuildKit will fail: not found)"
+
+
+def _climbs_out(parent: list[bytes], target: bytes) -> bool:
+    """Does a relative link target, read from the directory `parent`, go above the context root?"""
+    depth = len(parent)
+    for part in target.split(b"/"):
+        if part == b"..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in (b"", b"."):
+            depth += 1
+    return False
+
+
+def _digest(path: bytes, size: int) -> bytes:
+    """sha256 of a file; one read for the usual small file (size + 1 bytes tells that it ended)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        return b"unreadable:" + (exc.strerror or str(exc)).encode()
+    try:
+        data = os.read(fd, size + 1)
+        digest = hashlib.sha256(data)
+        if len(data) > size:
+            while chunk := os.read(fd, 1 << 20):
+                digest.update(chunk)
+        return digest.digest()
+    except OSError as exc:
+        return b"unreadable:" + (exc.strerror or str(exc)).encode()
+    finally:
+        os.close(fd)
