@@ -63,6 +63,9 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
 COPY --from=venv /opt/regcache/venv /opt/regcache/venv
 COPY --from=buildx /out/docker-buildx /usr/libexec/docker/cli-plugins/docker-buildx
 COPY src /opt/regcache/src
-RUN python3 -m compileall -q --invalidation-mode unchecked-hash /opt/regcache/src
+# The post step's entrypoint (action.yml post-entrypoint takes an executable, not arguments).
+RUN python3 -m compileall -q --invalidation-mode unchecked-hash /opt/regcache/src \
+ && printf '%s\n' '#!/opt/regcache/venv/bin/python' 'from regcache.post import main' 'raise SystemExit(main())' \
+      > /opt/regcache/post && chmod 755 /opt/regcache/post
 ENV PYTHONPATH=/opt/regcache/src PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 ENTRYPOINT ["/opt/regcache/venv/bin/python", "-m", "regcache"]

@@ -1,3 +1,8 @@
-from regcache.main import main
+import sys
+
+if sys.argv[1:2] == ["post"]:
+    from regcache.post import main
+else:
+    from regcache.main import main
 
 raise SystemExit(main())

@@ -34,8 +34,13 @@ def can_export(driver: str, containerd_store: bool) -> bool:
     return driver in EXPORTING_DRIVERS or (driver == "docker" and containerd_store)
 
 
+def new_builder_name() -> str:
+    return f"regcache-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 def choose_builder(cli: DockerCLI, log: Log, *, requested: str, buildkit_image: str,
-                   containerd_store: bool) -> BuilderChoice:
+                   containerd_store: bool, new_name: str = "") -> BuilderChoice:
+    """new_name: the name of the builder to make if one must be made (saved for the post step first)."""
     if requested:
         try:
             builder = cli.inspect_builder(requested)
@@ -50,7 +55,7 @@ def choose_builder(cli: DockerCLI, log: Log, *, requested: str, buildkit_image: 
     if can_export(current.driver, containerd_store):
         return BuilderChoice("", True, False, f"current builder {current.name!r} ({current.driver} driver) "
                              "can export cache", current.driver)
-    name = f"regcache-{os.getpid()}-{secrets.token_hex(3)}"
+    name = new_name or new_builder_name()
     why = (f"current builder {current.name!r} ({current.driver} driver"
            f"{', without the containerd image store' if current.driver == 'docker' else ''}) cannot export cache")
     try:
@@ -93,6 +98,6 @@ class PendingBuilder:
 
 
 def start_choosing(cli: DockerCLI, log: Log, *, requested: str, buildkit_image: str,
-                   containerd_store: bool) -> PendingBuilder:
+                   containerd_store: bool, new_name: str = "") -> PendingBuilder:
     return PendingBuilder(cli, log, requested=requested, buildkit_image=buildkit_image,
-                          containerd_store=containerd_store)
+                          containerd_store=containerd_store, new_name=new_name)

@@ -17,11 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from regcache.errors import CommandFailed, EngineError
 from regcache.log import Log
 
-SHORT_TIMEOUT = 120.0        # info, inspect, login, logout, tag
+SHORT_TIMEOUT = 120.0        # info, inspect, login, tag
 TRANSFER_TIMEOUT = 1800.0    # pull, push
 
 
@@ -32,11 +33,14 @@ class Builder:
 
 
 class DockerCLI:
-    def __init__(self, log: Log, docker: str = "docker"):
+    def __init__(self, log: Log, docker: str = "docker", config_dir: Path | None = None):
         self.log = log
         self.docker = docker
+        self.config_dir = config_dir
         # Commands see the environment without the action's inputs: the token is one of them.
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("INPUT_")}
+        if config_dir is not None:
+            self.env["DOCKER_CONFIG"] = os.fspath(config_dir)
         if shutil.which(docker) is None:
             raise EngineError(f"{docker!r} was not found on PATH: install the Docker CLI with buildx "
                               "(Debian: docker-cli docker-buildx; see scripts/setup-engine.sh)")
@@ -76,9 +80,6 @@ class DockerCLI:
     def login(self, server: str, username: str, password: str) -> None:
         self.run([self.docker, "login", "--username", username, "--password-stdin", server], stdin=password)
 
-    def logout(self, server: str) -> None:
-        self.run([self.docker, "logout", server])
-
     def pull(self, ref: str) -> None:
         self.run([self.docker, "pull", "--quiet", ref], timeout=TRANSFER_TIMEOUT)
 
@@ -96,7 +97,7 @@ class DockerCLI:
         from python_on_whales import DockerClient, DockerException
 
         # It runs with os.environ, from which main() has removed the token.
-        return DockerClient(client_call=[self.docker]), DockerException
+        return DockerClient(client_call=[self.docker], config=self.config_dir), DockerException
 
     def inspect_builder(self, name: str | None = None) -> Builder:
         # Read from the header of `docker buildx inspect` rather than through python-on-whales: this runs on

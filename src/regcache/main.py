@@ -107,17 +107,26 @@ def _relative(path: Path, workspace: Path) -> str:
 
 
 def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
-    from regcache.builder import start_choosing
+    from regcache import state
+    from regcache.builder import new_builder_name, start_choosing
     from regcache.docker_cli import DockerCLI
+    from regcache.docker_config import make_private_config, remove_private_config, user_config_dir
 
-    cli = DockerCLI(log)
+    # The credential and any builder live in a docker config of the run's own; the post step removes both
+    # if this process cannot (SIGKILL). Removed last, after the logout and the builder.
+    config = make_private_config(user_config_dir(os.environ))
+    cleanup.callback(remove_private_config, config)
+    builder_name = new_builder_name()
+    state.append(s.state_file, state.DOCKER_CONFIG, str(config))
+    state.append(s.state_file, state.BUILDER, builder_name)
+    cli = DockerCLI(log, config_dir=config)
     with log.group("Engine and registry login"):
         containerd_store = cli.check_engine()
         # Making a builder takes a second or more: it runs while the login and the probe do.
         pending = start_choosing(cli, log, requested=s.builder, buildkit_image=s.buildkit_image,
-                                 containerd_store=containerd_store)
+                                 containerd_store=containerd_store, new_name=builder_name)
         cleanup.callback(pending.remove_if_created, log)
-        _login_all(s, log, o, cli, cleanup)
+        _login_all(s, log, o, cli)
 
     from regcache.registry import RegistryClients
 
@@ -172,16 +181,15 @@ def _no_write(plan: CachePlan, why: str) -> CachePlan:
     return CachePlan(plan.read, False, f"{plan.reason}; but {why}")
 
 
-def _login_all(s: Settings, log: Log, o: Outcome, cli, cleanup: ExitStack) -> None:
-    """Log in to each registry the run talks to; log out at the end on every path."""
+def _login_all(s: Settings, log: Log, o: Outcome, cli) -> None:
+    """Log in to each registry the run talks to. No logout: the credential is in the run's own docker
+    config, removed at the end (and by the post step)."""
     from regcache.errors import CommandFailed
 
     if not s.github_token or not (o.plan.read or o.plan.write or s.image_repository):
         return
     hosts = [s.cache_registry] + ([registry_host(s.image_repository)] if s.image_repository else [])
     for host in dict.fromkeys(hosts):
-        # Registered before trying: a failed login may still have left an entry behind.
-        cleanup.callback(_warn_on_failure, log, f"log out of {host}", cli.logout, host)
         try:
             cli.login(host, s.registry_username, s.github_token)
         except CommandFailed as e:
@@ -320,10 +328,3 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cach
         raise BuildError(message, file=dockerfile if in_dockerfile else None,
                          line=location[1] if location else None)
     return abandoned
-
-
-def _warn_on_failure(log: Log, what: str, fn, *args) -> None:
-    try:
-        fn(*args)
-    except Exception as e:  # noqa: BLE001 - cleanup must never fail the run
-        log.warning(f"could not {what}: {e}")

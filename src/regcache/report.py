@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass, field
 
 from regcache.build_kind import BuildKind
 from regcache.cache_plan import CachePlan
 from regcache.log import Log
 from regcache.progress import Step
+from regcache.state import append
 
 
 @dataclass
@@ -54,10 +53,8 @@ def write_outputs(outputs: dict[str, str], output_file: str, log: Log) -> None:
         for name, value in outputs.items():
             log.info(f"  {name:<{width}}  {value}")
         return
-    with open(output_file, "a", encoding="utf-8") as f:
-        for name, value in outputs.items():
-            delimiter = f"ghadelimiter_{uuid.uuid4()}"
-            f.write(f"{name}<<{delimiter}{os.linesep}{value}{os.linesep}{delimiter}{os.linesep}")
+    for name, value in outputs.items():
+        append(output_file, name, value)
 
 
 def summary_markdown(o: Outcome, warnings: list[str]) -> str:

@@ -70,6 +70,7 @@ class Settings:
     in_github_actions: bool
     output_file: str               # GITHUB_OUTPUT, "" when not set
     summary_file: str              # GITHUB_STEP_SUMMARY, "" when not set
+    state_file: str = ""           # GITHUB_STATE (values for the post step), "" when not set
 
     @property
     def cache_registry(self) -> str:
@@ -125,6 +126,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         in_github_actions=env.get("GITHUB_ACTIONS") == "true",
         output_file=env.get("GITHUB_OUTPUT", ""),
         summary_file=env.get("GITHUB_STEP_SUMMARY", ""),
+        state_file=env.get("GITHUB_STATE", ""),
     )
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ class ActionRun:
     stderr: str
     outputs: dict[str, str]
     summary: str
+    state: dict[str, str] = field(default_factory=dict)       # what it saved to GITHUB_STATE
+    post_env: dict[str, str] = field(default_factory=dict)    # the post step's environment (STATE_* too)
 
     @property
     def log(self) -> str:
@@ -61,11 +63,11 @@ def _prepare(workspace: Path, event_name: str, payload: dict[str, Any], inputs: 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_"))}
     env.update(events.env_for(run_dir, event_name, payload))
     env["GITHUB_WORKSPACE"] = str(workspace)
-    output_file, summary_file = run_dir / "output", run_dir / "summary.md"
-    output_file.touch()
-    summary_file.touch()
+    output_file, summary_file, state_file = run_dir / "output", run_dir / "summary.md", run_dir / "state"
+    for path in (output_file, summary_file, state_file):
+        path.touch()
     env.update({"GITHUB_OUTPUT": str(output_file), "GITHUB_STEP_SUMMARY": str(summary_file),
-                "PYTHONPATH": str(SRC)})
+                "GITHUB_STATE": str(state_file), "PYTHONPATH": str(SRC)})
     env.update({f"INPUT_{k.upper()}": v for k, v in inputs.items()})
     # On an engine whose builder cannot export (docker28-classic), the BuildKit image made here.
     if os.environ.get("REGCACHE_TEST_BUILDKIT_IMAGE"):
@@ -79,8 +81,22 @@ def run_action(workspace: Path, event_name: str, payload: dict[str, Any], inputs
     env, output_file, summary_file = _prepare(workspace, event_name, payload, inputs, extra_env)
     proc = subprocess.run([sys.executable, "-m", "regcache"], cwd=workspace, env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    return _built(ActionRun(proc.returncode, proc.stdout, proc.stderr, parse_outputs(output_file.read_text()),
-                            summary_file.read_text()))
+    return _built(_finished(proc.returncode, proc.stdout, proc.stderr, env, output_file, summary_file))
+
+
+def _finished(code: int, stdout: str, stderr: str, env: dict[str, str], output_file: Path,
+              summary_file: Path) -> ActionRun:
+    state = parse_outputs(Path(env["GITHUB_STATE"]).read_text())
+    post_env = {**env, **{f"STATE_{name}": value for name, value in state.items()}}
+    return ActionRun(code, stdout, stderr, parse_outputs(output_file.read_text()), summary_file.read_text(),
+                     state, post_env)
+
+
+def run_post(workspace: Path, run: ActionRun, timeout: float = 300) -> ActionRun:
+    """The post step, as the runner starts it after the main step: the same inputs, and STATE_* variables."""
+    proc = subprocess.run([sys.executable, "-m", "regcache", "post"], cwd=workspace, env=run.post_env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return ActionRun(proc.returncode, proc.stdout, proc.stderr, {}, "")
 
 
 def _built(run: ActionRun) -> ActionRun:
@@ -99,7 +115,7 @@ class RunningAction:
     """
 
     def __init__(self, workspace: Path, env: dict[str, str], output_file: Path, summary_file: Path):
-        self.output_file, self.summary_file = output_file, summary_file
+        self.output_file, self.summary_file, self.env = output_file, summary_file, env
         self.started = time.monotonic()
         self.lines: list[tuple[float, str]] = []
         self._stderr: list[str] = []
@@ -111,6 +127,10 @@ class RunningAction:
                          threading.Thread(target=self._read, args=(self.proc.stderr, False), daemon=True)]
         for reader in self._readers:
             reader.start()
+
+    def saved_state(self) -> dict[str, str]:
+        """What the action has saved to GITHUB_STATE so far."""
+        return parse_outputs(Path(self.env["GITHUB_STATE"]).read_text())
 
     @property
     def pid(self) -> int:
@@ -158,8 +178,8 @@ class RunningAction:
             reader.join(timeout=10)
         with self._changed:
             stderr = "".join(self._stderr)
-        return _built(ActionRun(self.proc.returncode, self.stdout, stderr,
-                                parse_outputs(self.output_file.read_text()), self.summary_file.read_text()))
+        return _built(_finished(self.proc.returncode, self.stdout, stderr, self.env, self.output_file,
+                                self.summary_file))
 
     def kill(self) -> None:
         try:

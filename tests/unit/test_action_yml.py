@@ -24,5 +24,8 @@ def test_outputs_match_what_the_program_writes():
     assert list(ACTION["outputs"]) == list(outcome.outputs())
 
 
-def test_runs_as_a_docker_action():
-    assert ACTION["runs"] == {"using": "docker", "image": "Dockerfile"}
+def test_runs_as_a_docker_action_with_a_post_step_that_always_runs():
+    assert ACTION["runs"] == {"using": "docker", "image": "Dockerfile", "post-entrypoint": "/opt/regcache/post",
+                              "post-if": "always()"}
+    dockerfile = (Path(__file__).parents[2] / "Dockerfile").read_text()
+    assert "> /opt/regcache/post && chmod 755 /opt/regcache/post" in dockerfile

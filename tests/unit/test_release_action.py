@@ -28,7 +28,8 @@ def test_the_real_action_yml_changes_in_one_line_only():
     new = release_action.rewrite_runs_image(text, f"docker://{REF}")
     assert changed_lines(text, new) == [("  image: Dockerfile", f"  image: docker://{REF}")]
     before, after = yaml.safe_load(text), yaml.safe_load(new)
-    assert after["runs"] == {"using": "docker", "image": f"docker://{REF}"}
+    assert after["runs"] == {"using": "docker", "image": f"docker://{REF}",
+                             "post-entrypoint": "/opt/regcache/post", "post-if": "always()"}
     after["runs"]["image"] = "Dockerfile"
     assert after == before
 
