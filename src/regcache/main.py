@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+from regcache import advice
 from regcache.build_kind import classify
 from regcache.cache_plan import CachePlan, plan_cache
 from regcache.errors import BuildError, CommandFailed, RegcacheError
@@ -193,7 +194,8 @@ def _login_all(s: Settings, log: Log, o: Outcome, cli) -> None:
         try:
             cli.login(host, s.registry_username, s.github_token)
         except CommandFailed as e:
-            log.warning(f"could not log in to {host} as {s.registry_username!r}: {e}. Building without "
+            log.warning(f"could not log in to {host} as {s.registry_username!r}: {e}."
+                        f"{advice.login_refused(host, s.registry_username, str(e))} Building without "
                         "writing the cache; reading only works if it is public")
             if o.plan.write and host == s.cache_registry:
                 o.plan = _no_write(o.plan, "the registry login failed")
@@ -294,14 +296,16 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cach
     o.steps, o.cache_hit, o.slowest = progress.steps(), progress.cache_hit(), progress.slowest(5)
     for ref, error in progress.cache_import_errors():
         if not error.endswith(": not found"):
-            log.warning(f"the cache could not be read from {ref}: {error}")
+            log.warning(f"the cache could not be read from {ref}: {error}."
+                        f"{advice.read_denied(registry_host(ref), error)}")
         elif ref == o.cache_ref:
             log.warning(f"no cache at {ref} yet: this is a cold build. A try or auto run with the same "
                         "cache key writes it")
         else:
             log.info(f"no fallback cache at {ref}")
     for error in progress.cache_export_errors():
-        log.warning(f"the cache could not be written to {o.cache_ref}: {error}")
+        log.warning(f"the cache could not be written to {o.cache_ref}: {error}."
+                    f"{advice.write_denied(registry_host(o.cache_ref), error)}")
         if o.plan.write:
             o.plan = _no_write(o.plan, "the export failed")
     if not o.plan.read:
