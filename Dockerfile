@@ -9,7 +9,9 @@
 # >= 1.24.3 (GOTOOLCHAIN=local: fail rather than download another toolchain). The ldflags are those of
 # buildx's hack/build, so `docker buildx version` prints "github.com/docker/buildx v0.30.1 <revision>".
 # pip-ca (below) also serves Go, through SSL_CERT_FILE, for a TLS-intercepting proxy in front of the module
-# proxy. The cache mounts keep downloaded modules and compiled packages between builds on one builder.
+# proxy. The cache mounts keep downloaded modules and compiled packages between builds on one builder. A
+# download from the module proxy has no timeout of its own (one was seen hanging for minutes): the modules
+# are fetched first, under a time limit, three times at most.
 FROM debian:trixie-slim AS buildx
 ARG BUILDX_VERSION=v0.30.1
 ARG BUILDX_REVISION=9e66234aa13328a5e75b75aa5574e1ca6d6d9c01
@@ -24,6 +26,10 @@ RUN --mount=type=cache,id=regcache-gomodcache,target=/root/go/pkg/mod \
     --mount=type=secret,id=pip-ca,required=false \
     if [ -s /run/secrets/pip-ca ]; then export SSL_CERT_FILE=/run/secrets/pip-ca; fi \
  && test "$(go list -m -f '{{.Version}}' github.com/docker/buildx)" = "$BUILDX_VERSION" \
+ && for attempt in 1 2 3; do \
+      timeout 300 go list -deps github.com/docker/buildx/cmd/buildx >/dev/null && break; \
+      [ "$attempt" = 3 ] && exit 1; echo "module download stalled or failed (attempt $attempt): again"; \
+    done \
  && CGO_ENABLED=0 go build -trimpath -o /out/docker-buildx \
       -ldflags "-s -w -X github.com/docker/buildx/version.Version=$BUILDX_VERSION \
         -X github.com/docker/buildx/version.Revision=$BUILDX_REVISION \

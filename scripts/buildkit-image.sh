@@ -22,6 +22,14 @@ command -v go >/dev/null || die "go not found: the BuildKit daemon is built from
 if [ ! -x "$BIN/buildkitd" ] || [ ! -x "$BIN/buildctl" ]; then
   log "building buildkitd and buildctl $VERSION from the Go module (about 2 minutes on 2 cores)"
   mkdir -p "$BIN"
+  # A download from the module proxy has no timeout of its own: fetch the modules first, bounded, at most
+  # three times.
+  for attempt in 1 2 3; do
+    (cd images/buildkit && GOFLAGS=-mod=mod timeout 300 go list -deps github.com/moby/buildkit/cmd/buildkitd \
+       github.com/moby/buildkit/cmd/buildctl >/dev/null) && break
+    [ "$attempt" = 3 ] && die "could not download the Go modules of BuildKit $VERSION"
+    log "module download stalled or failed (attempt $attempt): again"
+  done
   # The module's own go.mod has exclude directives, so `go install …@version` refuses it: a small module of
   # ours requires it (images/buildkit) with a committed go.sum.
   (cd images/buildkit && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
