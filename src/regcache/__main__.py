@@ -1,5 +1,7 @@
 import sys
+from collections.abc import Callable
 
+main: Callable[[], int]
 if sys.argv[1:2] == ["post"]:
     from regcache.post import main
 else:

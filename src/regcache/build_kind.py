@@ -71,7 +71,7 @@ def _is_fork(event: Event) -> bool:
     return not head_name or head_name != (base_name or event.repository)
 
 
-def _get(obj: Mapping[str, Any], *keys: str) -> Any:
+def _get(obj: object, *keys: str) -> Any:
     for key in keys:
         if not isinstance(obj, Mapping):
             return None

@@ -38,7 +38,7 @@ def new_builder_name() -> str:
     return f"regcache-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def choose_builder(cli: DockerCLI, log: Log, *, requested: str, buildkit_image: str,
+def choose_builder(cli: DockerCLI, log: Log | DeferredLog, *, requested: str, buildkit_image: str,
                    containerd_store: bool, new_name: str = "") -> BuilderChoice:
     """new_name: the name of the builder to make if one must be made (saved for the post step first)."""
     if requested:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, cast
 
 from regcache.errors import CommandFailed, EngineError
 from regcache.log import Log
@@ -139,7 +140,7 @@ class DockerCLI:
             pass
 
     def stream(self, argv: Sequence[str], on_stderr: Callable[[str], None],
-               on_stdout: Callable[[str], None], deadline: Callable[[], float | None] = lambda: None) -> int:
+               on_stdout: Callable[[str], object], deadline: Callable[[], float | None] = lambda: None) -> int:
         """Run a long command, handing each output line over as it arrives; return its exit code.
 
         The command is stopped when time.monotonic() passes deadline() (None: no deadline yet), and when
@@ -149,7 +150,8 @@ class DockerCLI:
         proc = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
             list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, encoding="utf-8", errors="replace", bufsize=1, env=self.env)
-        stdout_reader = threading.Thread(target=lambda: [on_stdout(line.rstrip("\n")) for line in proc.stdout],
+        stdout_reader = threading.Thread(target=lambda: [on_stdout(line.rstrip("\n"))
+                                                         for line in cast(IO[str], proc.stdout)],
                                          daemon=True)
         stdout_reader.start()
 
@@ -163,7 +165,7 @@ class DockerCLI:
 
         threading.Thread(target=watch, daemon=True).start()
         try:
-            for line in proc.stderr:
+            for line in cast(IO[str], proc.stderr):
                 on_stderr(line)
             return proc.wait()
         except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import cast
 
 from regcache import advice
 from regcache.build_kind import classify
@@ -40,8 +42,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     env = apply_flags(sys.argv[1:] if argv is None else argv, os.environ if env is None else env)
     if real_run:
         # Payload text can hold anything (lone surrogates included): it must never crash a print.
-        sys.stdout.reconfigure(errors="backslashreplace")
-        sys.stderr.reconfigure(errors="backslashreplace")
+        cast(io.TextIOWrapper, sys.stdout).reconfigure(errors="backslashreplace")
+        cast(io.TextIOWrapper, sys.stderr).reconfigure(errors="backslashreplace")
         # docker and its plugins have no use for the token: they do not inherit it.
         os.environ.pop(env_name("github-token"), None)
     log = Log(github=env.get("GITHUB_ACTIONS") == "true")

@@ -20,6 +20,7 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import cast
 
 # "[builder 2/4] RUN make", "[2/4] COPY . .", "[linux/arm64 builder 2/4] RUN make" (multi-platform builds)
 _STEP_RE = re.compile(
@@ -355,14 +356,14 @@ class BuildProgress:
         """The Dockerfile step (FROM included) with an error; a real error wins over a cancellation."""
         failed = [s for s in self._dockerfile_steps() if s.error]
         for step in failed:
-            if "canceled" not in step.error.lower():
+            if "canceled" not in cast(str, step.error).lower():  # failed: every error is set
                 return step
         return failed[0] if failed else None
 
     def slowest(self, n: int = 5) -> list[Step]:
         """The n steps that took longest, slowest first (steps that never completed are left out)."""
         timed = [s for s in self.steps() if s.duration is not None]
-        return sorted(timed, key=lambda s: s.duration, reverse=True)[:n]
+        return sorted(timed, key=lambda s: cast(float, s.duration), reverse=True)[:n]
 
     def errors(self) -> list[tuple[str, str]]:
         """(vertex name, error) for every vertex with an error, in order of first appearance."""
@@ -432,7 +433,7 @@ class BuildProgress:
         if not isinstance(log, dict) or not isinstance(log.get("vertex"), str):
             return []
         vertex = self._vertex(log["vertex"])
-        stream = log.get("stream") if isinstance(log.get("stream"), int) else 1
+        stream = cast(int, log.get("stream")) if isinstance(log.get("stream"), int) else 1
         data = _b64text(log.get("data"))
         if not data:
             return []

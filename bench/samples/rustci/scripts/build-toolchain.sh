@@ -3,6 +3,7 @@
 # build-gcc.sh / build-clang.sh do in rust-lang/rust's images. The sources are generated (no network
 # beyond the package mirror): UNITS translation units of template-heavy C++, a static library and tools.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR  # shared.sh is copied beside this script in the image (/tmp)
 source shared.sh
 UNITS=${UNITS:-24}
 src=/tmp/toolchain-src
