@@ -92,7 +92,8 @@ class RegistryClient:
             scheme, params = _challenge(response.headers["www-authenticate"])
             if scheme == "basic" and self._auth and not self._basic:
                 self._basic = True
-            elif scheme == "bearer" and scope not in self._tokens:
+            elif scheme == "bearer" and params.get("error") != "insufficient_scope":
+                # No token yet, or the one we have expired (a build can outlast it): get one, once.
                 self._tokens[scope] = self._fetch_token(params, scope)
             else:
                 return response
@@ -179,6 +180,8 @@ def _check(response: requests.Response, what: str) -> None:
     if response.status_code >= 400:
         reason = {401: "unauthorized (no or wrong credentials)", 403: "denied (the token lacks the permission)",
                   429: "rate limited"}.get(response.status_code, response.reason or "error")
+        if response.status_code == 401 and 'error="insufficient_scope"' in response.headers.get("www-authenticate", ""):
+            reason = "denied (insufficient_scope: the token lacks the permission)"
         raise RegistryError(f"{what}: HTTP {response.status_code} {reason}", response.status_code)
 
 
