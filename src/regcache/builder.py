@@ -13,7 +13,7 @@ import secrets
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from regcache.docker_cli import DockerCLI
+from regcache.docker_cli import Builder, DockerCLI
 from regcache.errors import CommandFailed, InputError
 from regcache.log import DeferredLog, Log
 
@@ -38,21 +38,34 @@ def new_builder_name() -> str:
     return f"regcache-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def choose_builder(cli: DockerCLI, log: Log | DeferredLog, *, requested: str, buildkit_image: str,
-                   containerd_store: bool, new_name: str = "") -> BuilderChoice:
-    """new_name: the name of the builder to make if one must be made (saved for the post step first)."""
-    if requested:
+def find_builder(cli: DockerCLI, requested: str) -> Builder:
+    """The builder the run starts from: the one asked for (an InputError if there is none by that name),
+    else the current one. A requested builder that lists no platform (not started) is started, so that its
+    native platform is known."""
+    if not requested:
+        return cli.inspect_builder()
+    try:
+        builder = cli.inspect_builder(requested)
+    except CommandFailed as e:
+        raise InputError("builder", f"builder {requested!r} cannot be used: {e}",
+                         "the name of an existing buildx builder (docker buildx ls), or empty") from None
+    if not builder.platforms:
         try:
-            builder = cli.inspect_builder(requested)
-        except CommandFailed as e:
-            raise InputError("builder", f"builder {requested!r} cannot be used: {e}",
-                             "the name of an existing buildx builder (docker buildx ls), or empty") from None
-        export = can_export(builder.driver, containerd_store)
-        return BuilderChoice(builder.name, export, False, f"builder {builder.name!r} ({builder.driver} driver) "
-                             f"as asked{'' if export else ', which cannot export cache'}", builder.driver)
+            builder = cli.inspect_builder(requested, bootstrap=True)
+        except CommandFailed:
+            pass   # the build will say what is wrong with it
+    return builder
 
-    current = cli.inspect_builder()
-    if can_export(current.driver, containerd_store):
+
+def choose_builder(cli: DockerCLI, log: Log | DeferredLog, *, current: Builder, requested: bool,
+                   buildkit_image: str, containerd_store: bool, new_name: str = "") -> BuilderChoice:
+    """current: find_builder's answer. new_name: the name of the builder to make if one must be made (saved
+    for the post step first)."""
+    export = can_export(current.driver, containerd_store)
+    if requested:
+        return BuilderChoice(current.name, export, False, f"builder {current.name!r} ({current.driver} driver) "
+                             f"as asked{'' if export else ', which cannot export cache'}", current.driver)
+    if export:
         return BuilderChoice("", True, False, f"current builder {current.name!r} ({current.driver} driver) "
                              "can export cache", current.driver)
     name = new_name or new_builder_name()
@@ -97,7 +110,7 @@ class PendingBuilder:
                 log.warning(f"could not remove the builder {choice.name!r}: {e}")
 
 
-def start_choosing(cli: DockerCLI, log: Log, *, requested: str, buildkit_image: str,
+def start_choosing(cli: DockerCLI, log: Log, *, current: Builder, requested: bool, buildkit_image: str,
                    containerd_store: bool, new_name: str = "") -> PendingBuilder:
-    return PendingBuilder(cli, log, requested=requested, buildkit_image=buildkit_image,
+    return PendingBuilder(cli, log, current=current, requested=requested, buildkit_image=buildkit_image,
                           containerd_store=containerd_store, new_name=new_name)

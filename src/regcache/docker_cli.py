@@ -31,6 +31,13 @@ TRANSFER_TIMEOUT = 1800.0    # pull, push
 class Builder:
     name: str
     driver: str
+    platforms: tuple[str, ...] = ()   # as `docker buildx inspect` lists them: the native one first
+
+
+@dataclass(frozen=True)
+class Engine:
+    containerd_store: bool   # the containerd image store (the docker driver can then export cache)
+    platform: str            # the engine's own, e.g. linux/amd64
 
 
 class DockerCLI:
@@ -68,21 +75,30 @@ class DockerCLI:
             raise CommandFailed(_last_line(self.log, proc.stderr or proc.stdout, proc.returncode), _command(argv))
         return proc.stdout
 
-    def check_engine(self) -> bool:
-        """Return whether the engine uses the containerd image store; EngineError if it is unreachable."""
+    def check_engine(self) -> Engine:
+        """The engine's image store and platform; EngineError if it is unreachable."""
+        from regcache.platforms import engine_platform
+
         try:
-            out = self.run([self.docker, "info", "--format", "{{json .DriverStatus}}"])
+            out = self.run([self.docker, "info", "--format", "{{.OSType}} {{.Architecture}} {{json .DriverStatus}}"])
         except CommandFailed as e:
             host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
             raise EngineError(f"the Docker engine is not reachable at {host}: {e}. Is dockerd running, and is "
                               "its socket mounted into the job?") from None
-        return "io.containerd.snapshotter.v1" in out
+        os_type, arch, _ = (out.strip() + "  ").split(" ", 2)
+        return Engine("io.containerd.snapshotter.v1" in out, engine_platform(os_type, arch))
 
     def login(self, server: str, username: str, password: str) -> None:
         self.run([self.docker, "login", "--username", username, "--password-stdin", server], stdin=password)
 
-    def pull(self, ref: str) -> None:
-        self.run([self.docker, "pull", "--quiet", ref], timeout=TRANSFER_TIMEOUT)
+    def pull(self, ref: str, platform: str = "") -> None:
+        self.run([self.docker, "pull", "--quiet", *(["--platform", platform] if platform else []), ref],
+                 timeout=TRANSFER_TIMEOUT)
+
+    def image_platform(self, ref: str) -> str:
+        """os/architecture[/variant] of a local image."""
+        return self.run([self.docker, "image", "inspect", "--format",
+                         "{{.Os}}/{{.Architecture}}{{if .Variant}}/{{.Variant}}{{end}}", ref]).strip()
 
     def push(self, ref: str) -> None:
         self.run([self.docker, "push", "--quiet", ref], timeout=TRANSFER_TIMEOUT)
@@ -100,13 +116,17 @@ class DockerCLI:
         # It runs with os.environ, from which main() has removed the token.
         return DockerClient(client_call=[self.docker], config=self.config_dir), DockerException
 
-    def inspect_builder(self, name: str | None = None) -> Builder:
+    def inspect_builder(self, name: str | None = None, bootstrap: bool = False) -> Builder:
         # Read from the header of `docker buildx inspect` rather than through python-on-whales: this runs on
         # every job, and importing python-on-whales (with pydantic) costs 0.4 s, a third of the action's
         # own overhead on a warm rebuild (bench/README.md).
-        out = self.run([self.docker, "buildx", "inspect", *([name] if name else [])])
+        out = self.run([self.docker, "buildx", "inspect", *(["--bootstrap"] if bootstrap else []),
+                        *([name] if name else [])], timeout=TRANSFER_TIMEOUT if bootstrap else SHORT_TIMEOUT)
         header = dict(line.split(":", 1) for line in out.split("\n\n", 1)[0].splitlines() if ":" in line)
-        builder = Builder(header.get("Name", "").strip(), header.get("Driver", "").strip())
+        # The first node's "Platforms:" line; its first entry is the native platform.
+        listed = next((line.split(":", 1)[1] for line in out.splitlines() if line.startswith("Platforms:")), "")
+        builder = Builder(header.get("Name", "").strip(), header.get("Driver", "").strip(),
+                          tuple(p.strip().rstrip("*") for p in listed.split(",") if p.strip()))
         if not builder.name or not builder.driver:
             raise CommandFailed(f"unexpected output: {out[:200]!r}", "docker buildx inspect")
         return builder

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 
 def run(s: Settings, log: Log) -> int:
-    from regcache.cache_key import compute_cache_key, slug
+    from regcache.cache_key import slug
 
     with log.group("Build kind and cache plan"):
         kind = classify(s.event, s.try_branches, s.auto_branches)
@@ -78,23 +78,11 @@ def run(s: Settings, log: Log) -> int:
         plan = plan_cache(kind, pr_cache=s.pr_cache, other_cache=s.other_cache, has_token=bool(s.github_token))
         if plan.warning:
             log.warning(plan.warning)
-        if s.cache_key:
-            key, why = s.cache_key, "given as input cache-key"
-        else:
-            computed = compute_cache_key(workspace=s.workspace, context=s.context, dockerfile=s.file,
-                                         target=s.target, build_args=s.build_args, platforms=s.platforms,
-                                         version=s.cache_version)
-            key = computed.tag
-            why = ("hash of the Dockerfile, the whole context (a COPY source uses a variable)"
-                   if computed.whole_context else
-                   f"hash of the Dockerfile and the {len(computed.files)} files it copies")
-            why += ", target, build args, platforms and cache-version"
-        cache_ref = f"{s.cache_image}:{key}"
         log.info(f"cache: read={str(plan.read).lower()} write={str(plan.write).lower()} ({plan.reason})")
-        log.info(f"cache key: {key} ({why})")
-        log.info(f"cache ref: {cache_ref}")
 
-    outcome = Outcome(kind=kind, plan=plan, cache_key=key, cache_ref=cache_ref,
+    # The key names the platforms built for, which for an empty `platforms` is the builder's own: it is
+    # computed once the engine and the builder are known.
+    outcome = Outcome(kind=kind, plan=plan, cache_key="", cache_ref="",
                       dockerfile_slug=slug(_relative(s.file, s.workspace)))
     try:
         with ExitStack() as cleanup:
@@ -105,15 +93,41 @@ def run(s: Settings, log: Log) -> int:
     return 0
 
 
+def _key(s: Settings, log: Log, o: Outcome, platforms: tuple[str, ...]) -> None:
+    """The cache key and ref, and the prefix of the fallback refs: all for these platforms."""
+    from regcache.cache_key import compute_cache_key
+    from regcache.platforms import slug
+
+    o.platforms = platforms
+    o.fallback_prefix = f"{o.dockerfile_slug}-{slug(platforms)}"
+    if s.cache_key:
+        o.cache_key, why = s.cache_key, "given as input cache-key"
+    else:
+        computed = compute_cache_key(workspace=s.workspace, context=s.context, dockerfile=s.file,
+                                     target=s.target, build_args=s.build_args, platforms=platforms,
+                                     version=s.cache_version)
+        o.cache_key = computed.tag
+        why = ("hash of the Dockerfile, the whole context (a COPY source uses a variable)"
+               if computed.whole_context else
+               f"hash of the Dockerfile and the {len(computed.files)} files it copies")
+        why += ", target, build args, platforms and cache-version"
+    o.cache_ref = f"{s.cache_image}:{o.cache_key}"
+    native = "" if s.platforms else " (the builder's native platform)"
+    log.info(f"platforms: {', '.join(platforms)}{native}")
+    log.info(f"cache key: {o.cache_key} ({why})")
+    log.info(f"cache ref: {o.cache_ref}")
+
+
 def _relative(path: Path, workspace: Path) -> str:
     return os.path.relpath(path, workspace) if path.is_relative_to(workspace) else str(path)
 
 
 def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     from regcache import state
-    from regcache.builder import new_builder_name, start_choosing
+    from regcache.builder import find_builder, new_builder_name, start_choosing
     from regcache.docker_cli import DockerCLI
     from regcache.docker_config import make_private_config, remove_private_config, user_config_dir
+    from regcache.platforms import native_of, target_platforms
 
     # The credential and any builder live in a docker config of the run's own; the post step removes both
     # if this process cannot (SIGKILL). Removed last, after the logout and the builder.
@@ -123,11 +137,16 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     state.append(s.state_file, state.DOCKER_CONFIG, str(config))
     state.append(s.state_file, state.BUILDER, builder_name)
     cli = DockerCLI(log, config_dir=config)
-    with log.group("Engine and registry login"):
-        containerd_store = cli.check_engine()
+    with log.group("Engine, platform and cache key"):
+        engine = cli.check_engine()
+        containerd_store = engine.containerd_store
+        current = find_builder(cli, s.builder)
+        _key(s, log, o, target_platforms(s.platforms, native_of(current.platforms, engine.platform)))
+    with log.group("Registry login"):
         # Making a builder takes a second or more: it runs while the login and the probe do.
-        pending = start_choosing(cli, log, requested=s.builder, buildkit_image=s.buildkit_image,
-                                 containerd_store=containerd_store, new_name=builder_name)
+        pending = start_choosing(cli, log, current=current, requested=bool(s.builder),
+                                 buildkit_image=s.buildkit_image, containerd_store=containerd_store,
+                                 new_name=builder_name)
         cleanup.callback(pending.remove_if_created, log)
         _login_all(s, log, o, cli)
 
@@ -148,7 +167,8 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
         from regcache.reuse import reuse_key_image
 
         with log.group("Reuse the image built for this key"):
-            imageid = reuse_key_image(cli, log, registries, f"{s.image_repository}:{o.cache_key}", s.tags, s.push)
+            imageid = reuse_key_image(cli, log, registries, f"{s.image_repository}:{o.cache_key}", s.tags, s.push,
+                                      o.platforms)
         if imageid:
             o.imageid, o.result, o.cache_hit = imageid, "reused", "full"
             o.plan = CachePlan(o.plan.read, False, f"{o.plan.reason}; the image for this key was reused")
@@ -211,7 +231,7 @@ def _probe(s: Settings, log: Log, o: Outcome, registries) -> list[str]:
         o.probe = "miss"
         log.info("cache reading is off: nothing to probe")
         return []
-    refs = read_refs(s.cache_image, o.cache_key, o.dockerfile_slug, o.kind.branch, s.auto_branches,
+    refs = read_refs(s.cache_image, o.cache_key, o.fallback_prefix, o.kind.branch, s.auto_branches,
                      s.cache_from)
     p = probe(refs, registries)
     o.probe = p.result
@@ -259,7 +279,7 @@ def _publish(s: Settings, log: Log, o: Outcome, cli, registries) -> None:
     from regcache.reuse import push_key_image, update_fallback_ref
 
     if o.kind.branch:
-        update_fallback_ref(registries, log, o.cache_ref, o.dockerfile_slug, o.kind.branch)
+        update_fallback_ref(registries, log, o.cache_ref, o.fallback_prefix, o.kind.branch)
     if s.image_repository:
         push_key_image(cli, log, f"{s.image_repository}:{o.cache_key}", o.imageid if s.load else "")
 

@@ -18,6 +18,8 @@ class Outcome:
     cache_key: str
     cache_ref: str
     dockerfile_slug: str = ""
+    platforms: tuple[str, ...] = ()
+    fallback_prefix: str = ""     # <dockerfile slug>-<platforms slug>: fallback refs are per platform
     builder_reason: str = ""
     probe: str = "miss"           # exact | fallback | miss
     result: str = "built"         # built | reused

@@ -14,12 +14,20 @@ from regcache.cache_refs import branch_tag, split_ref
 from regcache.docker_cli import DockerCLI
 from regcache.errors import CommandFailed
 from regcache.log import Log
+from regcache.platforms import normalize
 from regcache.registry import RegistryClients, RegistryError
 
 
 def reuse_key_image(cli: DockerCLI, log: Log, registries: RegistryClients, ref: str, tags: Sequence[str],
-                    push: bool) -> str:
-    """Pull the image built for this key and tag (and push) it as asked; its ID, or "" to build instead."""
+                    push: bool, platforms: Sequence[str]) -> str:
+    """Pull the image built for this key and tag (and push) it as asked; its ID, or "" to build instead.
+
+    The key names the platforms, but an image pushed by hand (or by another tool) under it must not become
+    another architecture's result: the pulled image's platform is checked before it is tagged.
+    """
+    if len(platforms) != 1:
+        log.info(f"{ref}: reuse is for single-platform builds ({', '.join(platforms)} asked): building")
+        return ""
     host, repository, tag = split_ref(ref)
     try:
         if registries(host).manifest_digest(repository, tag) is None:
@@ -29,7 +37,11 @@ def reuse_key_image(cli: DockerCLI, log: Log, registries: RegistryClients, ref: 
         log.warning(f"could not look up {ref}: {e}; building instead")
         return ""
     try:
-        cli.pull(ref)
+        cli.pull(ref, platforms[0])
+        found = normalize(cli.image_platform(ref))
+        if found != normalize(platforms[0]):
+            log.warning(f"{ref} is for {found}, not for {platforms[0]} as this run: building instead")
+            return ""
         for target in tags:
             cli.tag(ref, target)
             if push:
