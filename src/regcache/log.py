@@ -11,6 +11,17 @@ from typing import TextIO
 from actions_toolkit.command import issue_command
 
 
+def inert(text: str) -> str:
+    """Text that the runner cannot read as a workflow command: it cuts lines at "\\r" too, runs a line that
+    starts with "::" (after white space) and one that holds "##[" anywhere. Branch names, event names and
+    the build's output (a pull request's RUN lines) reach the log through here."""
+    text = text.replace("\r\n", "\n").replace("\r", "\\r").replace("##[", "## [")
+    if "::" not in text:
+        return text
+    return "\n".join(": :" + line.lstrip()[2:] if line.lstrip().startswith("::") else line
+                     for line in text.split("\n"))
+
+
 class Log:
     def __init__(self, github: bool, out: TextIO | None = None):
         self.github = github
@@ -33,7 +44,7 @@ class Log:
         return text
 
     def info(self, message: str) -> None:
-        self.out.write(self.redact(message) + "\n")
+        self.out.write(inert(self.redact(message)) + "\n")
         self.out.flush()
 
     def warning(self, message: str, *, file: str | None = None, line: int | None = None) -> None:

@@ -343,8 +343,13 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cach
         text_lines = progress.text_lines()
         location = dockerfile_error_location(text_lines)
         errors = [line for line in text_lines if line.startswith("ERROR")]
+        export_errors = progress.cache_export_errors()
         if failed and failed.error:
             message = f"{failed.name}: {failed.error}"
+        elif export_errors:
+            # fail-on-cache-error: true made the failed export fail the build; say so as the warning does.
+            message = (f"the cache could not be written to {o.cache_ref} (fail-on-cache-error is true): "
+                       f"{export_errors[0]}.{advice.write_denied(registry_host(o.cache_ref), export_errors[0])}")
         else:
             # Not a Dockerfile step: the builder itself failed (a remote daemon that went away, a full disk).
             message = errors[-1] if errors else (text_lines[-1] if text_lines else f"exit code {code}")

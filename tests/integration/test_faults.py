@@ -15,7 +15,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from tests.integration.conftest import PASSWORD, USER
 from tests.integration.test_action_real import clean_builder
 from tests.support import events
 from tests.support.action import ActionRun, run_action, sample_workspace, start_action
-from tests.support.faultproxy import READS, WRITES, Fault, FaultProxy
+from tests.support.faultproxy import READS, WRITES, Fault, FaultProxy, Received
 from tests.support.images import busybox_context
 from tests.support.registry import LocalRegistry
 
@@ -119,6 +119,9 @@ def test_fault_proxy_forwards_auth_streams_chunked_uploads_and_rewrites_location
         assert got.status_code == 200 and got.content == data
         assert (p.count("POST"), p.count("PATCH"), p.count("PUT")) == (1, 1, 1)
         assert p.writes == 3
+        # Each request is kept with its sender: this client's User-Agent is python-requests'.
+        assert len(p.received) == sum(p.counts.values()) == len(p.received_from("python-requests/"))
+        assert [r.method for r in p.received][-4:] == ["POST", "PATCH", "PUT", "GET"]
 
 
 def test_fault_proxy_modes(registry):
@@ -246,6 +249,7 @@ class HangRun:
     took: float
     lines: list[tuple[float, str]]
     docker_config: Path
+    requests: list[Received] = field(default_factory=list)   # what the registry (the fault proxy) received
 
     def first(self, pattern: str) -> float | None:
         """Seconds into the run at which a stdout line matching pattern appeared."""
@@ -281,7 +285,9 @@ def hang_run(engine, tmp_path_factory) -> HangRun:
     """One run against a registry that accepts every connection and never answers."""
     with FaultProxy("http://127.0.0.1:1", max_hold=HANG_BOUND + 60) as p:   # no upstream: nothing is forwarded
         p.set(Fault.hang())
-        return _run_against_hang(tmp_path_factory.mktemp("hang"), p, "faults/hang", HANG_BOUND)
+        hang = _run_against_hang(tmp_path_factory.mktemp("hang"), p, "faults/hang", HANG_BOUND)
+        hang.requests = list(p.received)
+        return hang
 
 
 def test_hanging_registry_login_and_probe_give_up_in_bounded_time(hang_run):
@@ -291,6 +297,23 @@ def test_hanging_registry_login_and_probe_give_up_in_bounded_time(hang_run):
     assert login is not None and login < 30, hang_run.timeline
     assert build is not None and build - login < 75, hang_run.timeline
     assert hang_run.first(r"^::warning::could not look up the cache") is not None, hang_run.timeline
+
+
+def test_hanging_registry_probe_sends_one_request_and_waits_once(hang_run):
+    """The probe gives up after one 15 s timeout, not retried: the registry received exactly one request from
+    regcache's own client (User-Agent "regcache"), the exact cache ref's manifest, and the probe looked up no
+    other ref on that host. A time bound alone would also pass with the retries 5xx errors get."""
+    probe = [r for r in hang_run.requests if r.agent.startswith("regcache")]
+    assert len(probe) == 1, (probe, hang_run.timeline)
+    (request,) = probe
+    assert request.method == "HEAD" and request.path.startswith("/v2/faults/hang/manifests/"), request
+    if hang_run.run is not None:
+        assert request.path.endswith(f"/manifests/{hang_run.run.outputs['cache-key']}"), request
+    warnings = [line for _, line in hang_run.lines if line.startswith("::warning::could not look up the cache")]
+    assert len(warnings) == 1 and "no answer within 15s" in warnings[0], warnings
+    # The others that asked were the docker CLI's login (and nothing of BuildKit's: it was given no ref to read).
+    others = {r.agent.split("/")[0] for r in hang_run.requests if not r.agent.startswith("regcache")}
+    assert others <= {"docker"}, others
 
 
 def test_hanging_registry_does_not_hang_the_run(hang_run):
@@ -323,6 +346,53 @@ def test_export_denied(proxy, docker_config, registry, tmp_path, code):
     assert registry.manifest(repo, run.outputs["cache-key"]) is None
     assert proxy.count("POST") >= 1 and proxy.count("PATCH") + proxy.count("PUT") == 0
     assert credentials(docker_config) == {}
+
+
+@pytest.fixture(scope="module")
+def strict_denied_run(registry, engine, tmp_path_factory) -> tuple[ActionRun, str, dict]:
+    """An auto run with fail-on-cache-error: true whose export is denied (403 on every write); returns the run,
+    the cache registry's host and what the registry received."""
+    tmp = tmp_path_factory.mktemp("strict")
+    config = tmp / "docker-config"
+    config.mkdir()
+    ws = sample_workspace(tmp / "ws")
+    with FaultProxy(registry.url) as p:
+        p.set(Fault.answer(403, methods=WRITES))
+        run = run_action(ws, "push", events.push("auto"),
+                         inputs_for(p.host, "faults/strict403", **{"fail-on-cache-error": "true"}),
+                         extra_env={"DOCKER_CONFIG": str(config)})
+        counts = {m: p.count(m) for m in ("POST", "PATCH", "PUT")}
+        host = p.host
+    assert credentials(config) == {}
+    return run, host, counts
+
+
+def test_fail_on_cache_error_fails_the_run_when_the_export_is_denied(strict_denied_run, registry):
+    """With fail-on-cache-error: true a denied export fails the run: exit 1, one ::error:: with the registry's
+    answer, not annotated on the Dockerfile (no step of it failed), no traceback; nothing was written.
+    Without the input the same fault is a warning and the run succeeds (test_export_denied)."""
+    run, _, counts = strict_denied_run
+    assert run.code == 1, run.log
+    errors = [line for line in run.stdout.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1, run.log
+    error = errors[0]
+    assert error.startswith("::error::"), error   # no file= or line=: not a Dockerfile step's failure
+    assert "403" in error, error
+    assert "Traceback" not in run.log, run.log
+    assert run.outputs["cache-write"] == "false", run.outputs
+    assert counts["POST"] >= 1 and counts["PATCH"] + counts["PUT"] == 0, counts
+    assert registry.manifest("faults/strict403", run.outputs["cache-key"]) is None
+
+
+def test_fail_on_cache_error_the_error_says_what_failed_and_what_to_fix(strict_denied_run):
+    """The one error of the failed run is what the user reads first (the job's annotation): it says that the
+    cache could not be written, to which ref, and what to fix, as the warning does without the input. Today it
+    is BuildKit's text, which with BuildKit 0.34 names neither the registry nor the repository."""
+    run, host, _ = strict_denied_run
+    (error,) = [line for line in run.stdout.splitlines() if line.startswith("::error")]
+    ref = f"{host}/faults/strict403:{run.outputs['cache-key']}"
+    assert f"the cache could not be written to {ref}" in error, error
+    assert "write access" in error or "packages: write" in error, error
 
 
 def test_import_denied(proxy, docker_config, written_cache, tmp_path):
@@ -370,7 +440,7 @@ def test_engine_unreachable_is_a_clear_error(docker_config, tmp_path):
     ws = sample_workspace(tmp_path / "ws")
     run = run_action(ws, "push", events.push("auto"), inputs_for("localhost:1", "faults/noengine"),
                      extra_env={"DOCKER_HOST": "unix:///nonexistent.sock"}, timeout=120)
-    assert run.code not in (0, None), run.log
+    assert run.code == 2, run.log   # EngineError: the engine, not the build or an input
     errors = [line for line in run.stdout.splitlines() if line.startswith("::error")]
     assert len(errors) == 1, run.log
     # It names what failed and where it looked.

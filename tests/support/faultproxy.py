@@ -11,6 +11,7 @@ Usage::
         proxy.set(Fault.unknown_media_type())          # every mediaType in a manifest is one nobody knows
         proxy.die()                   # stop listening; every open connection is dropped
         proxy.counts["PUT"], proxy.writes             # requests received, per method
+        proxy.received_from("regcache")               # the requests one client sent (by User-Agent), in order
 
 In pass-through mode every request goes to the upstream registry: all headers but the hop-by-hop ones
 (Authorization included), bodies streamed as they come (Content-Length or chunked), responses streamed
@@ -101,6 +102,15 @@ class Record:
     outcome: str   # "502", "200", ..., "held", "dropped"
 
 
+@dataclass(frozen=True)
+class Received:
+    """A request as it arrived, before any fault: who sent it (User-Agent) and what it asked for."""
+
+    method: str
+    path: str
+    agent: str
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -122,6 +132,7 @@ class FaultProxy:
         self.fault = Fault()
         self.counts: Counter[str] = Counter()     # requests received, per method
         self.records: list[Record] = []
+        self.received: list[Received] = []        # every request, in the order it arrived
         self._lock = threading.Lock()
         self._release = threading.Event()         # set: every held request lets go
         self._stopped = threading.Event()
@@ -165,10 +176,17 @@ class FaultProxy:
         with self._lock:
             return self.counts[method]
 
+    def received_from(self, agent: str) -> list[Received]:
+        """The requests whose User-Agent starts with agent ("regcache": the action's own registry client;
+        "docker/": the docker CLI; "containerd/" or "buildkit/": BuildKit)."""
+        with self._lock:
+            return [r for r in self.received if r.agent.startswith(agent)]
+
     def reset_counts(self) -> None:
         with self._lock:
             self.counts.clear()
             self.records.clear()
+            self.received.clear()
 
     def wait_until(self, predicate, timeout: float, interval: float = 0.05) -> bool:
         deadline = time.monotonic() + timeout
@@ -220,9 +238,10 @@ class FaultProxy:
         with self._lock:
             self.records.append(Record(method, path, outcome))
 
-    def _received(self, method: str, conn: socket.socket) -> Fault:
+    def _received(self, method: str, path: str, agent: str, conn: socket.socket) -> Fault:
         with self._lock:
             self.counts[method] += 1
+            self.received.append(Received(method, path, agent))
             self._connections.add(conn)
             return self.fault
 
@@ -341,7 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         proxy = self.server.proxy
         method, path = self.command, self.path
-        fault = proxy._received(method, self.connection)
+        fault = proxy._received(method, path, self.headers.get("User-Agent", ""), self.connection)
         try:
             if proxy._stopped.is_set():
                 self._drop(method, path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import string
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,16 @@ from regcache.errors import RegcacheError
 from regcache.main import main
 from regcache.settings import TAG_RE, load_settings
 from tests.support import events
+from tests.support.workflow_commands import Recorder
 
 ABSENT = object()   # no GITHUB_EVENT_PATH at all
 PUSH_AUTO = events.push("auto")
 FORK_PR = events.pull_request(head_repo="contributor/rust")
 DIGEST = "sha256:" + "a" * 64
-# Workflow commands regcache itself prints; any other `::` line on stdout was injected.
-OWN_COMMANDS = ("::add-mask::", "::group::", "::endgroup::", "::error", "::warning")
-INJECTED = "::notice title=injected::INJECTED"
+# Injected workflow commands: one the action itself issues (so that a check allowing the action's own command
+# names would let it through), and the legacy form the runner finds anywhere in a line.
+INJECTED = "::warning::INJECTED"
+LEGACY_INJECTED = "##[error]INJECTED"
 
 
 @dataclass
@@ -193,10 +196,18 @@ def decisions(monkeypatch) -> list:
     return seen
 
 
-def _check_commands(out: str) -> None:
-    for line in out.splitlines():
-        if line.startswith("::"):
-            assert line.startswith(OWN_COMMANDS), f"an injected workflow command: {line[:200]!r}"
+@pytest.fixture
+def commands(monkeypatch) -> Recorder:
+    """The workflow commands the action issues (through regcache.log), recorded."""
+    return Recorder().install(monkeypatch)
+
+
+def _check_commands(out: str, commands: Recorder) -> None:
+    """Every line of out that the runner would take as a workflow command is one the action issued itself,
+    and reads back as what the action meant: nothing in the values it prints became a command."""
+    assert commands.issued, "no command recorded: is regcache.log.issue_command still what the action uses?"
+    problems = commands.foreign_commands(out)
+    assert not problems, "\n".join(problems)
 
 
 def _params(cases: list[Case]):
@@ -205,7 +216,7 @@ def _params(cases: list[Case]):
 
 
 @pytest.mark.parametrize("case", _params(BAD))
-def test_bad_input_is_one_error_before_any_docker_command(ws, capsys, decisions, case):
+def test_bad_input_is_one_error_before_any_docker_command(ws, capsys, decisions, commands, case):
     try:
         code = main([], _env(ws, case))
     except ReachedDocker:
@@ -218,7 +229,7 @@ def test_bad_input_is_one_error_before_any_docker_command(ws, capsys, decisions,
     assert case.names in errors[0], errors[0][:500]
     assert case.accepted in errors[0], errors[0][:500]
     assert "Traceback" not in out + err
-    _check_commands(out)
+    _check_commands(out, commands)
 
 
 def test_a_huge_value_is_quoted_briefly(ws, capsys, decisions):
@@ -262,6 +273,10 @@ HOSTILE: list[Hostile] = [
     _push("refs/heads/auto/../try", kind="other", write=False),
     _push("refs/heads/élan/ünïcödé-分支-🚀", kind="other", write=False),
     _push(f"refs/heads/auto\n{INJECTED}", via_payload=True, kind="other", write=False),
+    _push(f"refs/heads/auto\r{INJECTED}", via_payload=True, kind="other", write=False),
+    _push(f"refs/heads/auto\r\n  {INJECTED}", via_payload=True, kind="other", write=False),
+    # Git refuses '[' in a ref name; the runner's variables and the payload are checked all the same.
+    _push(f"refs/heads/{LEGACY_INJECTED}", kind="other", write=False),
     _push("refs/heads/", kind="other", write=False),
     _push("refs/tags/auto", kind="other", write=False),
     _push("refs/pull/1/merge", kind="other", write=False),
@@ -282,6 +297,10 @@ HOSTILE: list[Hostile] = [
             "other", False, inputs={"other-cache": "read-write"}, fork=True),
     Hostile("merge_group with an empty payload", "merge_group", {}, "", "auto", True),
     Hostile("event name with a newline", f"push\n{INJECTED}", PUSH_AUTO, "refs/heads/auto", "other", False),
+    Hostile("event name with a carriage return", f"push\r{INJECTED}", PUSH_AUTO, "refs/heads/auto", "other",
+            False),
+    Hostile("event name with a legacy command", f"push {LEGACY_INJECTED}", PUSH_AUTO, "refs/heads/auto", "other",
+            False),
     Hostile("pull request number with a newline", "pull_request", {**FORK_PR, "number": f"1\n{INJECTED}"},
             "refs/pull/1/merge", "pr", False, fork=True),
     Hostile("pull request number, a lone surrogate", "pull_request", {**FORK_PR, "number": "\ud800"},
@@ -292,7 +311,7 @@ HOSTILE: list[Hostile] = [
 @pytest.mark.parametrize("case", [
     pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else [])
     for c in HOSTILE])
-def test_hostile_but_valid_values_are_classified_safely(ws, capsys, decisions, case):
+def test_hostile_but_valid_values_are_classified_safely(ws, capsys, decisions, commands, case):
     env = _env(ws, Case(case.id, inputs={"github-token": "tok-123", **case.inputs}, event=case.event,
                         payload=case.payload, ref=case.ref))
     with pytest.raises(ReachedDocker):
@@ -301,7 +320,7 @@ def test_hostile_but_valid_values_are_classified_safely(ws, capsys, decisions, c
     (o,) = decisions
     assert (o.kind.kind, o.plan.write, o.kind.fork) == (case.kind, case.write, case.fork), o.kind.reason
     assert not [line for line in out.splitlines() if line.startswith("::error")], out
-    _check_commands(out)
+    _check_commands(out, commands)
 
 
 # -- properties ----------------------------------------------------------------------------------------------
@@ -322,13 +341,9 @@ KEYS = st.sampled_from(["ref", "number", "pull_request", "head", "base", "repo",
                         "merge_group", "base_ref", "action"])
 
 
-@st.composite
-def realistic(draw) -> Any:
-    """A real webhook payload with a few values replaced by anything, or removed."""
-    payload = json.loads(json.dumps(draw(st.sampled_from([
-        events.push("auto"), events.push("try"), events.pull_request(), FORK_PR,
-        events.pull_request(head_repo=None), events.merge_group(), events.workflow_dispatch(), events.schedule(),
-    ]))))
+def _perturb(draw, payload: Any) -> Any:
+    """The payload with a few values replaced by anything, or removed (0 to 4 changes)."""
+    payload = json.loads(json.dumps(payload))
     for _ in range(draw(st.integers(0, 4))):
         node, keys = payload, []
         while isinstance(node, dict) and node and draw(st.booleans()):
@@ -349,6 +364,15 @@ def realistic(draw) -> Any:
     return payload
 
 
+@st.composite
+def realistic(draw) -> Any:
+    """A real webhook payload with a few values replaced by anything, or removed."""
+    return _perturb(draw, draw(st.sampled_from([
+        events.push("auto"), events.push("try"), events.pull_request(), FORK_PR,
+        events.pull_request(head_repo=None), events.merge_group(), events.workflow_dispatch(), events.schedule(),
+    ])))
+
+
 PAYLOADS = st.one_of(realistic(), JSON, st.dictionaries(KEYS, JSON, max_size=5))
 
 
@@ -359,34 +383,138 @@ def _payload_env(ws: Path, name: str, ref: str, payload: Any, extra: dict[str, s
             "GITHUB_REPOSITORY": "rust-lang/rust", "GITHUB_WORKSPACE": str(ws), **(extra or {})}
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=EVENT_NAMES, ref=REFS, payload=PAYLOADS,
-       other_cache=st.sampled_from(["read", "read-write", "off"]))
-@example(name="pull_request", ref="", payload={"pull_request": None}, other_cache="read-write")
-@example(name="pull_request", ref="", payload={"pull_request": {"head": {"repo": []}, "base": 1}},
-         other_cache="read")
-@example(name="issue_comment", ref="", payload={"pull_request": {"head": {"repo": {"full_name": 3}}}},
-         other_cache="read-write")
-@example(name="push", ref="", payload={"ref": ["refs/heads/auto"]}, other_cache="read")
-def test_any_payload_classifies_or_is_an_event_error(ws, name, ref, payload, other_cache):
-    env = _payload_env(ws, name, ref, payload, {"INPUT_OTHER-CACHE": other_cache, "INPUT_GITHUB-TOKEN": "t"})
-    try:
-        s = load_settings(env)
-        kind = classify(s.event, s.try_branches, s.auto_branches)
-        plan = plan_cache(kind, pr_cache=s.pr_cache, other_cache=s.other_cache, has_token=True)
-    except RegcacheError:
-        return
-    assert kind.kind in KINDS and isinstance(kind.reason, str) and kind.reason
-    # Trust: only the runner's event name and ref make a writing kind, and a fork never writes.
-    if kind.kind == "try":
-        assert name == "push" and (ref or payload.get("ref")) == f"refs/heads/{kind.branch}"
-        assert kind.branch in s.try_branches
-    if kind.kind == "auto":
-        assert name == "merge_group" or (name == "push" and kind.branch in s.auto_branches)
-    if kind.kind == "pr":
-        assert name in ("pull_request", "pull_request_target") and not plan.write
-    if kind.fork:
-        assert not plan.write
+# -- events as the runner sends them: the event name and its payload drawn together ---------------------------
+
+TRY_BRANCHES = ("try", "try-perf", "automation/bors/try")   # the inputs' defaults (regcache/inputs.py)
+AUTO_BRANCHES = ("auto", "automation/bors/auto")
+PR_EVENTS = ("pull_request", "pull_request_target")
+# Events that are neither push, merge_group nor PR_EVENTS but carry a pull_request object (its fork matters).
+PR_CARRYING = ("pull_request_review", "pull_request_review_comment")
+PLAIN_EVENTS = ("workflow_dispatch", "schedule", "issue_comment", "release", "repository_dispatch", "workflow_run")
+SPECIAL_NAMES = frozenset({"push", "merge_group", *PR_EVENTS, *PR_CARRYING})
+BRANCH_TEXT = st.text(min_size=1, max_size=20).filter(lambda b: "\x00" not in b)
+FAMILIES = ("try", "auto", "push-other", "merge_group", "pr", "pr-fork", "pr-carrying", "pr-carrying-fork", "plain")
+
+
+@dataclass(frozen=True)
+class EventRun:
+    """What the runner gives the action: GITHUB_EVENT_NAME, GITHUB_REF, the payload; and what it must classify
+    as, (kind, fork), when that is known (an unchanged realistic event), else None."""
+
+    name: str
+    ref: str
+    payload: Any
+    expected: tuple[str, bool] | None = None
+    family: str = "random"
+
+
+def _push_kind(branch: str) -> str:
+    return "try" if branch in TRY_BRANCHES else "auto" if branch in AUTO_BRANCHES else "other"
+
+
+@st.composite
+def runner_events(draw) -> EventRun:
+    """An event name with the payload GitHub sends for it (tests/support/events.py), and the ref the runner sets."""
+    family = draw(st.sampled_from(FAMILIES))
+    if family in ("try", "auto", "push-other"):
+        if family == "try":
+            branch = draw(st.sampled_from(TRY_BRANCHES))
+        elif family == "auto":
+            branch = draw(st.sampled_from(AUTO_BRANCHES))
+        else:
+            branch = draw(st.one_of(st.sampled_from(["main", "master", "auto-merge", "Try", "try/1", "autos"]),
+                                    BRANCH_TEXT))
+        tag = family == "push-other" and draw(st.booleans())
+        payload = events.push(branch, ref=f"refs/tags/{branch}" if tag else None)
+        # The runner sets GITHUB_REF; outside it (a local run) the payload's ref is used.
+        ref = draw(st.sampled_from([payload["ref"], ""]))
+        return EventRun("push", ref, payload, ("other" if tag else _push_kind(branch), False), family)
+    if family == "merge_group":
+        payload = events.merge_group(number=draw(st.integers(1, 10**6)))
+        return EventRun("merge_group", payload["merge_group"]["head_ref"], payload, ("auto", False), family)
+    if family.startswith("pr"):
+        fork = family.endswith("fork")
+        head = draw(st.sampled_from(["contributor/rust", "rust-lang-fork/rust", None])) if fork else "rust-lang/rust"
+        number = draw(st.integers(1, 10**6))
+        payload = events.pull_request(number, head_repo=head, head_ref=draw(BRANCH_TEXT))
+        if family.startswith("pr-carrying"):
+            name = draw(st.sampled_from(PR_CARRYING))
+            payload = {**payload, "action": "submitted", "review": {"id": number, "state": "approved"}}
+            return EventRun(name, f"refs/pull/{number}/merge", payload, ("other", fork), family)
+        name = draw(st.sampled_from(PR_EVENTS))
+        ref = f"refs/pull/{number}/merge" if name == "pull_request" else "refs/heads/main"
+        return EventRun(name, ref, payload, ("pr", fork), family)
+    name = draw(st.one_of(st.sampled_from(PLAIN_EVENTS), st.text(max_size=20).filter(lambda n: n not in SPECIAL_NAMES)))
+    payload = draw(st.sampled_from([events.workflow_dispatch(), events.schedule(),
+                                    {"action": "created", "repository": events.repository()}]))
+    return EventRun(name, "refs/heads/main", payload, ("other", False), "plain")
+
+
+@st.composite
+def event_runs(draw) -> EventRun:
+    """Mostly events as GitHub sends them, some with values changed or removed, some a name and payload
+    drawn independently (any payload under any event name)."""
+    how = draw(st.sampled_from(["as sent", "as sent", "as sent", "changed", "independent"]))
+    if how == "independent":
+        return EventRun(draw(EVENT_NAMES), draw(REFS), draw(PAYLOADS))
+    run = draw(runner_events())
+    if how == "changed":
+        return EventRun(run.name, run.ref, _perturb(draw, run.payload), None, run.family)
+    return run
+
+
+PROPERTY_EXAMPLES = 400
+# What the property test must have seen among events as sent (kind, fork), each at least MIN_SEEN times: without
+# them the trust checks below would not run (with name and payload drawn independently, a pull request came up
+# about once in 300 examples).
+REQUIRED = (("try", False), ("auto", False), ("pr", False), ("pr", True), ("other", False), ("other", True))
+MIN_SEEN = 10
+
+
+def test_any_event_classifies_or_is_an_event_error(ws):
+    seen: Counter = Counter()
+
+    @settings(max_examples=PROPERTY_EXAMPLES, derandomize=True, database=None, deadline=None)
+    @given(run=event_runs(), other_cache=st.sampled_from(["read", "read-write", "off"]))
+    @example(run=EventRun("pull_request", "", {"pull_request": None}), other_cache="read-write")
+    @example(run=EventRun("pull_request", "", {"pull_request": {"head": {"repo": []}, "base": 1}}), other_cache="read")
+    @example(run=EventRun("issue_comment", "", {"pull_request": {"head": {"repo": {"full_name": 3}}}}),
+             other_cache="read-write")
+    @example(run=EventRun("push", "", {"ref": ["refs/heads/auto"]}), other_cache="read")
+    def check(run: EventRun, other_cache: str) -> None:
+        name, ref, payload = run.name, run.ref, run.payload
+        env = _payload_env(ws, name, ref, payload, {"INPUT_OTHER-CACHE": other_cache, "INPUT_GITHUB-TOKEN": "t"})
+        try:
+            s = load_settings(env)
+            kind = classify(s.event, s.try_branches, s.auto_branches)
+            plan = plan_cache(kind, pr_cache=s.pr_cache, other_cache=s.other_cache, has_token=True)
+        except RegcacheError:
+            assert run.expected is None, f"an event as GitHub sends it was refused: {run}"
+            seen["error"] += 1
+            return
+        assert kind.kind in KINDS and isinstance(kind.reason, str) and kind.reason
+        if run.expected is not None:
+            assert (kind.kind, kind.fork) == run.expected, (run, kind.reason)
+            seen[(kind.kind, kind.fork)] += 1
+            if kind.fork and other_cache == "read-write":
+                seen["fork asking to write"] += 1
+        seen["write" if plan.write else "no write"] += 1
+        # Trust: only the runner's event name and ref make a writing kind, and a fork never writes.
+        if kind.kind == "try":
+            assert name == "push" and (ref or payload.get("ref")) == f"refs/heads/{kind.branch}"
+            assert kind.branch in s.try_branches
+        if kind.kind == "auto":
+            assert name == "merge_group" or (name == "push" and kind.branch in s.auto_branches)
+        if kind.kind == "pr":
+            assert name in PR_EVENTS and not plan.write
+        if kind.fork:
+            assert not plan.write
+
+    check()
+    # The distribution is fixed (derandomize): this checks that the cases the trust checks are about were run.
+    missing = {want: seen[want] for want in REQUIRED if seen[want] < MIN_SEEN}
+    assert not missing, f"too few examples of {missing} in {dict(seen)}"
+    assert seen["fork asking to write"] >= 5 and seen["write"] >= MIN_SEEN and seen["error"] >= 5, dict(seen)
 
 
 # Lone surrogates are left out here: printing them is a known failure, pinned by a HOSTILE case above.
@@ -426,3 +554,47 @@ def test_main_on_any_payload_errors_cleanly_or_gets_to_docker(ws, capsys, monkey
 def test_a_branch_fallback_tag_is_always_a_valid_tag(branch, slug):
     tag = branch_tag(slug, branch)
     assert TAG_RE.match(tag) and len(tag) <= 128, tag
+
+
+# -- the build's own output ---------------------------------------------------------------------------------
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_build_output_cannot_inject_a_workflow_command(capsys, commands):
+    """What the build prints (a RUN step's output, a step's name, BuildKit's warnings, buildx's text) is the
+    code under build's to choose: a pull request's. None of it becomes a workflow command."""
+    from regcache.build_kind import BuildKind
+    from regcache.cache_plan import CachePlan
+    from regcache.log import Log
+    from regcache.main import _run_build
+    from regcache.report import Outcome
+
+    digest, t0, t1 = "sha256:" + "5" * 64, "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z"
+    name = f"[1/1] RUN echo {LEGACY_INJECTED}"
+    solve = [
+        {"vertexes": [{"digest": digest, "name": name, "started": t0}]},
+        {"logs": [{"vertex": digest, "stream": 1,
+                   "data": _b64(f"progress 10%\r{INJECTED}\nok {LEGACY_INJECTED}\n  {INJECTED}\n")}]},
+        {"warnings": [{"vertex": digest, "short": _b64(f"{LEGACY_INJECTED} warning\r{INJECTED}")}]},
+        {"vertexes": [{"digest": digest, "name": name, "started": t0, "completed": t1}]},
+    ]
+    stderr = "".join(json.dumps(s) + "\n" for s in solve) + f"plain text {LEGACY_INJECTED}\n"
+
+    class Buildx:
+        def stream(self, argv, on_stderr, on_stdout, deadline=lambda: None) -> int:
+            on_stderr(stderr)
+            on_stdout(f"stdout\r{INJECTED}")
+            return 0
+
+    log = Log(github=True)
+    log.mask("tok-123")
+    outcome = Outcome(kind=BuildKind("pr", "test"), plan=CachePlan(True, False, "test"), cache_key="k",
+                      cache_ref="localhost:5000/c:k")
+    _run_build(Buildx(), log, outcome, ["docker", "buildx", "build"], "Dockerfile", 60.0, True)
+    out = capsys.readouterr().out
+    assert "INJECTED" in out   # the output was printed: it is the check below that matters
+    _check_commands(out, commands)

@@ -1,0 +1,76 @@
+"""The README's numbers are counted from the tests they describe: a claim fails here when it stops being true.
+
+- "N malformed inputs and payloads": the cases of test_bad_inputs.BAD;
+- "N hostile but valid values": the cases of test_bad_inputs.HOSTILE;
+  both without the cases marked xfail (what src does not do yet is no guarantee);
+- "N kinds of broken registry, each a run of the action that still builds and loads the image, with a
+  warning": the test cases of tests/integration/test_faults.py that assert exactly that
+  (``assert_built_with_warning``), each parametrized case counted once.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_bad_inputs import BAD, HOSTILE
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+FAULTS = ROOT / "tests" / "integration" / "test_faults.py"
+
+
+def _claim(pattern: str) -> int:
+    text = re.sub(r"\s+", " ", README.read_text(encoding="utf-8"))
+    found = re.findall(pattern, text)
+    if len(found) != 1:
+        pytest.fail(f"README.md states {pattern!r} {len(found)} times, not once: reword it, or this test with it")
+    return int(found[0])
+
+
+def _parametrized_cases(function: ast.FunctionDef) -> int:
+    cases = 1
+    for decorator in function.decorator_list:
+        if (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute)
+                and decorator.func.attr == "parametrize"):
+            values = decorator.args[1] if len(decorator.args) > 1 else None
+            if not isinstance(values, ast.List | ast.Tuple):
+                pytest.fail(f"{function.name}: its parametrize values are not a literal list: count them here")
+            cases *= len(values.elts)
+    return cases
+
+
+def _calls(function: ast.FunctionDef, name: str) -> bool:
+    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+               for node in ast.walk(function))
+
+
+def fault_runs() -> dict[str, int]:
+    """test function -> its cases, for each test of test_faults.py that asserts a run built with a warning."""
+    tree = ast.parse(FAULTS.read_text(encoding="utf-8"))
+    return {node.name: _parametrized_cases(node) for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+            and _calls(node, "assert_built_with_warning")}
+
+
+def test_bad_input_count():
+    assert _claim(r"(\d+) malformed inputs and payloads") == len([c for c in BAD if not c.xfail])
+
+
+def test_hostile_value_count():
+    assert _claim(r"(\d+) hostile but valid values") == len([c for c in HOSTILE if not c.xfail])
+
+
+def test_fault_count():
+    runs = fault_runs()
+    assert _claim(r"(\d+) kinds of broken registry") == sum(runs.values()), runs
+
+
+def test_the_fault_count_is_not_vacuous():
+    runs = fault_runs()
+    assert runs["test_registry_answers_5xx"] == 4 and runs["test_export_denied"] == 2, runs
+    # Concurrent writers are no broken registry, and give no warning: not one of them.
+    assert "test_four_concurrent_writers_then_a_full_cache_hit" not in runs
