@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import action
+from tests.support.leftovers import NOTHING, leftovers, new_since
 from tests.support.registry import LocalRegistry
 
 USER, PASSWORD = "ci-bot", "registry-password-7f3a"
@@ -57,8 +59,11 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine() -> str:
-    """The engine this leg runs on, checked: its version and image store are the ones ENGINE names."""
+def engine() -> Iterator[str]:
+    """The engine this leg runs on, checked: its version and image store are the ones ENGINE names.
+
+    At the end of the session, no builder regcache made may be left in it: any test's run that leaked one
+    (a container, a volume, a buildx record) fails the session here, whatever test it was."""
     if shutil.which("docker") is None:
         missing("no docker CLI")
     info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}} {{json .DriverStatus}}"],
@@ -75,7 +80,11 @@ def engine() -> str:
         missing(f"{ENGINE}: REGCACHE_TEST_BUILDKIT_IMAGE is not set (scripts/buildkit-image.sh makes one)")
     if shutil.which("docker-registry") is None:
         missing("no docker-registry (Debian package docker-registry)")
-    return ENGINE
+    before = leftovers()
+    yield ENGINE
+    leaked = new_since(before)
+    if leaked != NOTHING:
+        pytest.fail(f"builders regcache made were left in the engine by this session: {leaked}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -36,13 +36,19 @@ def engine(engine) -> None:
 
 @pytest.fixture(scope="session")
 def runner_image(engine, tmp_path_factory) -> str:
-    """debian:trixie-slim, the job container's image (scripts/base-image.sh makes it without Docker Hub)."""
-    if not act_support.image_exists(act_support.RUNNER_IMAGE):
+    """The job container's image: debian:trixie-slim (scripts/base-image.sh makes it without Docker Hub)
+    with a /var/run that act can copy into on dockerd 28 (tests/support/act.py)."""
+    if not act_support.image_exists(act_support.BASE_IMAGE):
         made = subprocess.run(["bash", str(act_support.ROOT / "scripts" / "base-image.sh")], capture_output=True,
                               text=True, timeout=900)
         if made.returncode != 0:
-            missing(f"{act_support.RUNNER_IMAGE} is missing and scripts/base-image.sh failed: "
+            missing(f"{act_support.BASE_IMAGE} is missing and scripts/base-image.sh failed: "
                      f"{made.stderr.strip()[-500:]}")
+    if not act_support.image_exists(act_support.RUNNER_IMAGE):
+        try:
+            act_support.build_runner_image()
+        except RuntimeError as e:
+            pytest.fail(str(e), pytrace=False)
     return act_support.RUNNER_IMAGE
 
 

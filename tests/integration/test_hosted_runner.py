@@ -19,44 +19,36 @@ from tests.conftest import BUILDKIT_IMAGE
 from tests.integration.test_action_real import FORK_PR, clean_builder, credentials_left, docker, inputs_for
 from tests.support import events
 from tests.support.action import run_action, sample_workspace, start_action
+from tests.support.leftovers import NOTHING, leftovers, new_since
 
 pytestmark = [pytest.mark.integration, pytest.mark.only_engine("docker28-classic")]
 
 AUTO = events.push("automation/bors/auto")
 
 
-def leftovers(prefix: str = "regcache-") -> dict[str, list[str]]:
-    """What a builder regcache made could leave behind: the builder, its container, its state volume."""
-    builders = docker("buildx", "ls", "--format", "{{.Name}}").stdout.split()
-    containers = docker("ps", "-a", "--format", "{{.Names}}").stdout.split()
-    volumes = docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
-    return {
-        "builders": [b for b in builders if b.startswith(prefix)],
-        "containers": [c for c in containers if c.startswith(f"buildx_buildkit_{prefix}")],
-        "volumes": [v for v in volumes if v.startswith(f"buildx_buildkit_{prefix}")],
-    }
+@pytest.fixture(autouse=True)
+def nothing_left_by_this_test():
+    """Each test checks what it left itself (new_since); tests/conftest.py checks the whole session."""
+    return leftovers()
 
 
-NOTHING = {"builders": [], "containers": [], "volumes": []}
-
-
-def test_the_leftovers_check_sees_a_builder(engine, docker_config):
+def test_the_leftovers_check_sees_a_builder(engine, docker_config, nothing_left_by_this_test):
     """The check below would fail if a builder were left: it sees one that is."""
     name = f"regcache-probe-{uuid.uuid4().hex[:6]}"
     docker("buildx", "create", "--name", name, "--driver", "docker-container", "--driver-opt",
            f"image={BUILDKIT_IMAGE}", "--bootstrap")
     try:
-        found = leftovers()
+        found = new_since(nothing_left_by_this_test)
         assert name in found["builders"]
         assert f"buildx_buildkit_{name}0" in found["containers"]
         assert f"buildx_buildkit_{name}0_state" in found["volumes"]
     finally:
         docker("buildx", "rm", name, check=False)
-    assert leftovers() == NOTHING
+    assert new_since(nothing_left_by_this_test) == NOTHING
 
 
 def test_creates_a_builder_writes_every_layer_removes_it_and_a_clean_runner_reads_it_all(
-        registry, docker_config, tmp_path):
+        registry, docker_config, tmp_path, nothing_left_by_this_test):
     ws = sample_workspace(tmp_path / "ws")
     auto = run_action(ws, "push", AUTO, inputs_for(registry, "hosted/cache"))
     assert auto.code == 0, auto.log
@@ -66,7 +58,7 @@ def test_creates_a_builder_writes_every_layer_removes_it_and_a_clean_runner_read
     assert (out["cache-write"], out["cache-hit"], out["total-steps"]) == ("true", "none", "7"), auto.log
     assert "cache written: 7 layer records for 7 RUN/COPY/ADD steps" in auto.log
     assert len(registry.tags("hosted/cache")) == 2, "the exact ref and the branch's fallback ref"
-    assert leftovers() == NOTHING
+    assert new_since(nothing_left_by_this_test) == NOTHING
     assert credentials_left(docker_config) == {}
 
     # A fresh runner: no image, a new builder with an empty cache.
@@ -76,20 +68,20 @@ def test_creates_a_builder_writes_every_layer_removes_it_and_a_clean_runner_read
     assert (pr.outputs["cache-hit"], pr.outputs["cached-steps"], pr.outputs["cache-write"]) == \
         ("full", "7", "false"), pr.log
     assert pr.outputs["cache-probe"] == "exact"
-    assert leftovers() == NOTHING
+    assert new_since(nothing_left_by_this_test) == NOTHING
 
 
-def test_a_failing_dockerfile_leaves_no_builder(engine, docker_config, tmp_path):
+def test_a_failing_dockerfile_leaves_no_builder(engine, docker_config, tmp_path, nothing_left_by_this_test):
     ws = sample_workspace(tmp_path / "ws")
     dockerfile = Path(ws) / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "RUN exit 7\n")
     run = run_action(ws, "push", events.push("main"), {"cache-image": "localhost:1/never/cache"})
     assert run.code == 1, run.log
     assert "created docker-container builder" in run.log and "exit code: 7" in run.log
-    assert leftovers() == NOTHING
+    assert new_since(nothing_left_by_this_test) == NOTHING
 
 
-def test_sigterm_mid_build_leaves_no_builder(registry, docker_config, tmp_path):
+def test_sigterm_mid_build_leaves_no_builder(registry, docker_config, tmp_path, nothing_left_by_this_test):
     ws = sample_workspace(tmp_path / "ws")
     dockerfile = Path(ws) / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "RUN echo slow-step-started && sleep 120\n")
@@ -101,7 +93,7 @@ def test_sigterm_mid_build_leaves_no_builder(registry, docker_config, tmp_path):
     finally:
         action.kill()
     assert run.code == 143, run.log
-    assert leftovers() == NOTHING
+    assert new_since(nothing_left_by_this_test) == NOTHING
     assert credentials_left(docker_config) == {}
 
 
@@ -123,7 +115,8 @@ def test_a_named_docker_container_builder_is_used_as_it_is_and_kept(registry, do
         docker("buildx", "rm", name, check=False)
 
 
-def test_a_buildkit_image_that_cannot_be_pulled_gives_an_uncached_build(registry, docker_config, tmp_path):
+def test_a_buildkit_image_that_cannot_be_pulled_gives_an_uncached_build(registry, docker_config, tmp_path,
+                                                                       nothing_left_by_this_test):
     ws = sample_workspace(tmp_path / "ws")
     inputs = inputs_for(registry, "hosted/unpullable", **{"buildkit-image": "localhost:1/no/buildkit:1"})
     run = run_action(ws, "push", AUTO, inputs)
@@ -132,7 +125,7 @@ def test_a_buildkit_image_that_cannot_be_pulled_gives_an_uncached_build(registry
     assert (run.outputs["cache-write"], run.outputs["result"]) == ("false", "built"), run.log
     assert run.outputs["imageid"].startswith("sha256:")
     assert registry.tags("hosted/unpullable") == []
-    assert leftovers() == NOTHING
+    assert new_since(nothing_left_by_this_test) == NOTHING
 
 
 def test_the_engine_really_refuses_cache_export_on_its_docker_driver(registry, docker_config, tmp_path):

@@ -16,9 +16,9 @@ import pytest
 
 from tests.conftest import ENGINE
 from tests.integration.test_action_real import credentials_left, inputs_for
-from tests.integration.test_hosted_runner import NOTHING, leftovers
 from tests.support import events
 from tests.support.action import run_action, run_post, sample_workspace, start_action
+from tests.support.leftovers import NOTHING, leftovers, new_since
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +33,7 @@ def auths(config_dir: Path) -> dict:
 
 def test_sigkill_mid_build_then_the_post_step_leaves_no_credential_and_no_builder(registry, docker_config,
                                                                                    tmp_path):
+    before = leftovers()
     ws = sample_workspace(tmp_path / "ws")
     dockerfile = ws / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "RUN echo slow-step-started && sleep 120\n")
@@ -45,7 +46,7 @@ def test_sigkill_mid_build_then_the_post_step_leaves_no_credential_and_no_builde
         assert registry.host in auths(private), state
         assert credentials_left(docker_config) == {}
         if CREATES_A_BUILDER:
-            assert leftovers() != NOTHING
+            assert new_since(before) != NOTHING
         action.signal(signal.SIGKILL, group=True)
         killed = action.finish(timeout=60)
     finally:
@@ -58,11 +59,12 @@ def test_sigkill_mid_build_then_the_post_step_leaves_no_credential_and_no_builde
     assert post.code == 0, post.log
     assert "Traceback" not in post.log
     assert not private.exists(), post.log
-    assert leftovers() == NOTHING, post.log
+    assert new_since(before) == NOTHING, post.log
     assert credentials_left(docker_config) == {}
 
 
 def test_after_a_normal_run_the_post_step_finds_nothing_left(registry, docker_config, tmp_path):
+    before = leftovers()
     ws = sample_workspace(tmp_path / "ws")
     run = run_action(ws, "push", AUTO, inputs_for(registry, "post/normal"))
     assert run.code == 0, run.log
@@ -71,7 +73,7 @@ def test_after_a_normal_run_the_post_step_finds_nothing_left(registry, docker_co
     post = run_post(ws, run)
     assert post.code == 0, post.log
     assert "already gone" in post.stdout, post.log
-    assert leftovers() == NOTHING
+    assert new_since(before) == NOTHING
 
 
 def test_the_users_docker_config_keeps_its_builders_but_never_gets_the_credential(registry, docker_config,

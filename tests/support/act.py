@@ -10,7 +10,7 @@ What GitHub does and what stands in for it here:
 - The checkout. `uses: actions/checkout@v4` makes act copy the local repository into the job instead of
   cloning it (nothing is fetched). act copies the working tree minus .gitignore'd files, so the sample's
   static busybox is committed in the temporary repository rather than ignored.
-- The runner. `-P ubuntu-latest=debian:trixie-slim`: the job container is the local offline Debian image.
+- The runner. `-P ubuntu-latest=regcache-e2e-runner:trixie`: the job container is the local offline Debian image.
 """
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ from tests.support.action import sample_workspace
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "tests" / "e2e" / "workflows"
 IMAGE_REPOSITORY = "regcache-e2e"
-RUNNER_IMAGE = "debian:trixie-slim"
+BASE_IMAGE = "debian:trixie-slim"              # scripts/base-image.sh makes it without Docker Hub
+RUNNER_IMAGE = "regcache-e2e-runner:trixie"     # the job container: BASE_IMAGE, /var/run made act-proof
+# act copies files into the job container with the engine's archive API, through /var/run. dockerd 28
+# refuses to follow Debian's absolute /var/run -> /run link there ("mkdirat var/run: path escapes from
+# parent"); a relative link is followed. (GitHub's runners run jobs on the host: no such copy.)
+RUNNER_DOCKERFILE = f"FROM {BASE_IMAGE}\nRUN rm /var/run && ln -s ../run /var/run\n"
 ACT_TIMEOUT = 300
 ORIGIN = "https://github.com/rust-lang/rust.git"  # act derives GITHUB_REPOSITORY from the origin remote
 
@@ -91,6 +96,13 @@ def copy_image(ref: str, source_host: str) -> bool:
     load = subprocess.run(["docker", "load", "-q"], stdin=save.stdout, capture_output=True, timeout=600)
     save.stdout.close()
     return save.wait(timeout=600) == 0 and load.returncode == 0 and image_exists(ref)
+
+
+def build_runner_image() -> None:
+    proc = subprocess.run(["docker", "build", "-q", "-t", RUNNER_IMAGE, "-"], input=RUNNER_DOCKERFILE,
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0 or not image_exists(RUNNER_IMAGE):
+        raise RuntimeError(f"building {RUNNER_IMAGE} failed: {proc.stderr.strip()[-500:]}")
 
 
 def build_action_image(ref: str, log_path: Path, root: Path = ROOT) -> None:
@@ -174,7 +186,7 @@ def run_act(repo: Path, event_name: str, payload: dict[str, Any], workflow: str,
     """`act <event> -e EVENT.json -W .github/workflows/<workflow>` in ``repo``.
 
     Flags, and why:
-      -P ubuntu-latest=debian:trixie-slim  the job container: the local Debian image (no Docker Hub here).
+      -P ubuntu-latest=regcache-e2e-runner:trixie  the job container: the local Debian image (no Docker Hub).
       --pull=false        use local images as they are: debian:trixie-slim and regcache-e2e:<hash> exist only
                           in this engine; an image that is missing (a pushed one, by digest) is still pulled.
       --rm                remove the job container when the job fails too (bad-input runs fail on purpose).
