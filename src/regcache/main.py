@@ -141,13 +141,13 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
         engine = cli.check_engine()
         containerd_store = engine.containerd_store
         current = find_builder(cli, s.builder)
-        _key(s, log, o, target_platforms(s.platforms, native_of(current.platforms, engine.platform)))
-    with log.group("Registry login"):
-        # Making a builder takes a second or more: it runs while the login and the probe do.
+        # Making a builder takes a second or more: it runs while the key, the login and the probe are made.
         pending = start_choosing(cli, log, current=current, requested=bool(s.builder),
                                  buildkit_image=s.buildkit_image, containerd_store=containerd_store,
                                  new_name=builder_name)
         cleanup.callback(pending.remove_if_created, log)
+        _key(s, log, o, target_platforms(s.platforms, native_of(current.platforms, engine.platform)))
+    with log.group("Registry login"):
         _login_all(s, log, o, cli)
 
     from regcache.registry import RegistryClients
