@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from regcache.cache_key import CacheKey, CopySource, compute_cache_key, copy_sources, slug
+from regcache.cache_key import CacheKey, compute_cache_key, slug
+from regcache.dockerfile import CopySource, copy_sources
 from regcache.errors import InputError
 
 TAG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
@@ -270,40 +271,65 @@ def test_context_subdirectory_and_leading_slash(tmp_path: Path) -> None:
     assert key(tmp_path, dockerfile=Path("Dockerfile"), context=Path("ctx")) == result
 
 
-def test_symlinks_are_hashed_by_target(tmp_path: Path) -> None:
+def test_symlinks_are_hashed_as_buildkit_copies_them(tmp_path: Path) -> None:
+    """COPY of a link copies what it points to; a link inside a copied directory is copied as a link."""
     outside = tmp_path / "outside"
     write(outside / "secret.txt", "1")
     ws = tmp_path / "ws"
-    write(ws / "Dockerfile", "FROM x\nCOPY data linkdir/* /d/\n")
+    write(ws / "Dockerfile", "FROM x\nCOPY data app/lib.txt /d/\n")
     write(ws / "data/real.txt", "r")
+    write(ws / "shared/lib.txt", "lib 1")
     os.symlink(outside / "secret.txt", ws / "data/link.txt")
-    os.symlink(outside, ws / "linkdir")
+    (ws / "app").mkdir()
+    os.symlink("../shared/lib.txt", ws / "app/lib.txt")
 
     def current() -> CacheKey:
         return key(ws, dockerfile=Path("Dockerfile"))
 
     before = current()
-    assert before.files == ("data/link.txt", "data/real.txt", "linkdir")
-    write(outside / "secret.txt", "2")
+    assert before.files == ("data/link.txt", "data/real.txt", "shared/lib.txt")
+    write(outside / "secret.txt", "2")  # behind a link that BuildKit copies as a link
     assert current() == before
+    write(ws / "shared/lib.txt", "lib 2")  # behind a link that BuildKit follows
+    assert current().digest != before.digest
+    changed = current()
     (ws / "data/link.txt").unlink()
     os.symlink(outside / "other.txt", ws / "data/link.txt")
-    assert current().digest != before.digest
+    assert current().digest != changed.digest
 
 
-def test_missing_source_contributes_its_pattern(tmp_path: Path) -> None:
+def test_a_link_out_of_the_context_is_named(tmp_path: Path) -> None:
+    write(tmp_path / "scripts/shared.sh", "in the context")
+    ws = tmp_path / "ws"
+    write(ws / "Dockerfile", "FROM x\nCOPY host/shared.sh /s/\n")
+    (ws / "host").mkdir()
+    os.symlink("../../scripts/shared.sh", ws / "host/shared.sh")
+    result = key(ws, dockerfile=Path("Dockerfile"))
+    assert result.notes == ("symlink host/shared.sh -> ../../scripts/shared.sh points outside the context: "
+                            "BuildKit follows it inside the context, to scripts/shared.sh",)
+    assert result.warnings == ("Dockerfile:2: COPY source host/shared.sh leads through a symlink out of the "
+                               "context to nothing (BuildKit will fail: not found)",)
+
+
+def test_missing_source_contributes_its_pattern_and_a_warning(tmp_path: Path) -> None:
     write(tmp_path / "Dockerfile", "FROM x\nCOPY missing.txt nothing-* /d/\n")
     result = key(tmp_path, dockerfile=Path("Dockerfile"))
     assert result.files == ()
+    assert result.warnings == (
+        "Dockerfile:2: COPY source missing.txt does not exist in the context (BuildKit will fail: not found)",
+        "Dockerfile:2: COPY source nothing-* matches nothing in the context (BuildKit copies nothing for it)",
+    )
     write(tmp_path / "missing.txt", "now here")
     assert key(tmp_path, dockerfile=Path("Dockerfile")).digest != result.digest
 
 
 def test_glob_forms(tmp_path: Path) -> None:
-    write(tmp_path / "Dockerfile", "FROM x\nCOPY **/*.cfg f?.txt [ab].c /d/\n")
-    for path in ("a.cfg", "deep/er/b.cfg", "f1.txt", "f22.txt", "a.c", "c.c", ".git/x.cfg"):
+    """Go's filepath.Match, as BuildKit: ** is * twice (one level), [^x] negates, a star stays in its directory."""
+    write(tmp_path / "Dockerfile", "FROM x\nCOPY **/*.cfg f?.txt [ab].c file[^x].txt /d/\n")
+    for path in ("a.cfg", "deep/b.cfg", "deep/er/c.cfg", "f1.txt", "f22.txt", "a.c", "c.c", ".git/x.cfg",
+                 "file1.txt", "filex.txt"):
         write(tmp_path / path, path)
-    assert key(tmp_path, dockerfile=Path("Dockerfile")).files == ("a.c", "a.cfg", "deep/er/b.cfg", "f1.txt")
+    assert key(tmp_path, dockerfile=Path("Dockerfile")).files == ("a.c", "deep/b.cfg", "f1.txt", "file1.txt")
 
 
 def test_double_star_and_dot_copy_everything_but_git(tmp_path: Path) -> None:
@@ -390,3 +416,101 @@ def test_slug_truncates_long_names() -> None:
 @given(st.text())
 def test_slug_always_gives_a_valid_tag_prefix(path: str) -> None:
     assert TAG.match(slug(path) + "-" + "0" * 24)
+
+
+def test_dockerignore_is_applied_and_hashed(tmp_path: Path) -> None:
+    write(tmp_path / "Dockerfile", "FROM x\nCOPY . /app/\n")
+    write(tmp_path / "src/main.py", "1")
+    write(tmp_path / "docs/guide.md", "docs")
+    write(tmp_path / ".dockerignore", "docs\n# comment\n")
+
+    def current() -> CacheKey:
+        return key(tmp_path, dockerfile=Path("Dockerfile"))
+
+    before = current()
+    assert before.dockerignore == ".dockerignore"
+    assert before.files == (".dockerignore", "Dockerfile", "src/main.py")
+    write(tmp_path / "docs/guide.md", "edited docs")  # excluded: never moves the key
+    write(tmp_path / "docs/new.md", "new")
+    assert current() == before
+    write(tmp_path / ".dockerignore", "docs\n# another comment\n")  # its own text is in the key
+    assert current().digest != before.digest
+    write(tmp_path / ".dockerignore", "")  # now docs/ is copied, and so counts
+    assert "docs/guide.md" in current().files
+
+
+def test_the_dockerfiles_own_ignore_file_wins(tmp_path: Path) -> None:
+    write(tmp_path / "ci/app.Dockerfile", "FROM x\nCOPY a b /d/\n")
+    write(tmp_path / "a", "a")
+    write(tmp_path / "b", "b")
+    write(tmp_path / ".dockerignore", "a\n")
+    assert key(tmp_path, dockerfile=Path("ci/app.Dockerfile")).files == ("b",)
+    write(tmp_path / "ci/app.Dockerfile.dockerignore", "b\n")
+    result = key(tmp_path, dockerfile=Path("ci/app.Dockerfile"))
+    assert (result.files, result.dockerignore) == (("a",), "ci/app.Dockerfile.dockerignore")
+    write(tmp_path / "ci/app.Dockerfile.dockerignore", "")  # empty, and still preferred (seen with BuildKit)
+    assert key(tmp_path, dockerfile=Path("ci/app.Dockerfile")).files == ("a", "b")
+
+
+def test_bind_mount_sources_are_hashed(tmp_path: Path) -> None:
+    write(tmp_path / "Dockerfile", "FROM x\nRUN --mount=type=bind,source=tools,target=/t /t/build.sh\n")
+    write(tmp_path / "tools/build.sh", "echo 1")
+    before = key(tmp_path, dockerfile=Path("Dockerfile"))
+    assert before.files == ("tools/build.sh",)
+    write(tmp_path / "tools/build.sh", "echo 2")
+    assert key(tmp_path, dockerfile=Path("Dockerfile")).digest != before.digest
+
+
+def test_a_bad_dockerignore_hashes_more_and_says_so(tmp_path: Path) -> None:
+    write(tmp_path / "Dockerfile", "FROM x\nCOPY . /app/\n")
+    write(tmp_path / "a", "a")
+    write(tmp_path / ".dockerignore", "a[\n")  # BuildKit: "syntax error in pattern", the build fails
+    result = key(tmp_path, dockerfile=Path("Dockerfile"))
+    assert "a" in result.files
+    assert result.notes[0].startswith(".dockerignore: ") and "as if it had no ignore file" in result.notes[0]
+
+
+def test_git_directories_are_named_in_a_note(tmp_path: Path) -> None:
+    write(tmp_path / "Dockerfile", "FROM x\nCOPY . /app/\n")
+    write(tmp_path / ".git/HEAD", "ref")
+    assert key(tmp_path, dockerfile=Path("Dockerfile")).notes == (
+        ".git: BuildKit copies .git, the key leaves it out (it changes on every checkout); "
+        "add .git to .dockerignore to keep it out of the image too",)
+    write(tmp_path / ".dockerignore", ".git\n")
+    assert key(tmp_path, dockerfile=Path("Dockerfile")).notes == ()
+
+
+def test_names_that_are_not_utf8_are_hashed(tmp_path: Path) -> None:
+    write(tmp_path / "Dockerfile", "FROM x\nCOPY data /data/\n")
+    (tmp_path / "data").mkdir()
+    odd = os.path.join(os.fsencode(tmp_path), b"data", b"caf\xe9.txt")
+    with open(odd, "wb") as handle:
+        handle.write(b"1")
+    before = key(tmp_path, dockerfile=Path("Dockerfile"))
+    assert before.files == ("data/caf\\xe9.txt",)  # shown escaped, hashed as the bytes they are
+    assert before.warnings == ("Dockerfile:2: COPY source data sends data/caf\\xe9.txt, a name that is not UTF-8: "
+                               "BuildKit since Docker 27 fails on it (\"string field contains invalid UTF-8\"); "
+                               "Docker 26's copies it",)
+    with open(odd, "wb") as handle:
+        handle.write(b"2")
+    assert key(tmp_path, dockerfile=Path("Dockerfile")).digest != before.digest
+
+
+def test_the_scheme_is_version_2(workspace: Path) -> None:
+    """A fixed input, a fixed key: a change to the hashing must show here, and move the scheme version
+    (b"regcache-cache-key/2") so that no tag of the old scheme can be taken for one of the new."""
+    for path in ("config.toml", "scripts/build.sh", "scripts/deep/nested/x.py", "src/one.sh", "src/two.sh",
+                 "built.txt"):
+        (workspace / path).chmod(0o644)
+    assert key(workspace).digest == "e7497cffd37918a1e3fa3e05987b77ae8b18321a965c756131d21a0303e9fb10"
+
+
+def test_an_ignore_pattern_that_fails_late_is_a_warning(tmp_path: Path) -> None:
+    """patternmatcher compiles a pattern when a path first reaches it: `!\\é` is an invalid regular expression
+    only once `a` has matched. BuildKit then fails the build; the key says so instead of raising."""
+    write(tmp_path / ".dockerignore", "a\n!\\é\n")
+    write(tmp_path / "a", "a")
+    for dockerfile in ("FROM x\nCOPY a /a\n", "FROM x\nCOPY $X /x\n"):
+        write(tmp_path / "Dockerfile", dockerfile)
+        result = key(tmp_path, dockerfile=Path("Dockerfile"))
+        assert len(result.warnings) == 1 and result.warnings[0].endswith("BuildKit will fail too"), result.warnings

@@ -1,0 +1,178 @@
+"""Micro-benchmark of the cache key computation (issue 10): not a test, numbers to read.
+
+    .venv/bin/python bench/cache_key_bench.py [--runs 5] [--files 10000]
+
+Two cases, each timed `--runs` times after one warm-up run (so the page cache is warm, as on a runner
+that just checked out), median printed with min and max:
+- rust: a Dockerfile shaped like the Rust project's CI images (about 40 lines, 10 COPY sources among
+  them globs, a directory and a linked script) in a context of a few hundred files: target < 5 ms;
+- copy-all: `COPY . .` of a 10,000-file context (400 directories, files of 0.1 to 4 KiB, a
+  `.dockerignore` with 6 patterns, one of them an exception): target < 100 ms.
+A third line times a bare loop that only reads and hashes the copy-all files: the floor that the file
+system sets on this machine, to read the second line against. Everything is made in a temporary
+directory, which is removed afterwards. Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from regcache.cache_key import compute_cache_key  # noqa: E402
+
+RUST_DOCKERFILE = """\
+FROM ubuntu:22.04
+
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update && apt-get install -y --no-install-recommends \\
+  g++ \\
+  make \\
+  ninja-build \\
+  file \\
+  curl \\
+  ca-certificates \\
+  python3 \\
+  git \\
+  cmake \\
+  sudo \\
+  gdb \\
+  libssl-dev \\
+  pkg-config \\
+  xz-utils \\
+  && rm -rf /var/lib/apt/lists/*
+
+COPY scripts/cross-apt-packages.sh /scripts/
+RUN sh /scripts/cross-apt-packages.sh
+
+COPY host-x86_64/dist-x86_64-linux/shared.sh host-x86_64/dist-x86_64-linux/build-gcc.sh /tmp/
+RUN ./build-gcc.sh && apt-get remove -y gcc g++
+
+COPY host-x86_64/dist-x86_64-linux/build-*.sh /tmp/
+RUN ./build-python.sh
+
+COPY scripts/sccache.sh scripts/cmake.sh /scripts/
+RUN sh /scripts/sccache.sh && sh /scripts/cmake.sh
+
+COPY --from=builder /out /usr/local
+COPY host-x86_64/dist-x86_64-linux/patches/ /tmp/patches/
+COPY scripts/musl-*.sh ./scripts/shared.sh /build/
+
+ENV RUST_CONFIGURE_ARGS="--enable-full-tools --enable-sanitizers --enable-profiler"
+ENV SCRIPT="python3 ../x.py dist --host $HOSTS --target $HOSTS"
+ENV CC=clang CXX=clang++
+"""
+
+
+def write(path: Path, size: int, rng: random.Random) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(rng.randbytes(size))
+
+
+def rust_context(root: Path, rng: random.Random) -> None:
+    """src/ci/docker of the Rust repository, roughly: scripts, many image directories, one big Dockerfile."""
+    docker = root / "src/ci/docker"
+    for name in ("cross-apt-packages.sh", "sccache.sh", "cmake.sh", "shared.sh", "musl-toolchain.sh", "musl.sh"):
+        write(docker / "scripts" / name, rng.randint(200, 4000), rng)
+    image = docker / "host-x86_64/dist-x86_64-linux"
+    for name in ("build-gcc.sh", "build-python.sh", "build-clang.sh", "build-zstd.sh"):
+        write(image / name, rng.randint(200, 4000), rng)
+    (image / "shared.sh").symlink_to("../../scripts/shared.sh")
+    for index in range(8):
+        write(image / f"patches/{index:04}.patch", rng.randint(200, 4000), rng)
+    for index in range(90):  # the other images: never copied by this Dockerfile
+        for name in ("Dockerfile", "build.sh", "config"):
+            write(docker / f"host-x86_64/image-{index}/{name}", rng.randint(100, 2000), rng)
+    (image / "Dockerfile").write_text(RUST_DOCKERFILE)
+
+
+def copy_all_context(root: Path, files: int, rng: random.Random) -> None:
+    for index in range(files):
+        write(root / f"d{index % 20}/e{index % 400 // 20}/f{index}.txt", rng.randint(100, 4096), rng)
+    (root / "Dockerfile").write_text("FROM scratch\nCOPY . .\n")
+    (root / ".dockerignore").write_text("*.md\n**/*.log\nd3/e1\nd4/**\n!d4/e4\nbuild/\n")
+
+
+def floor(root: Path) -> None:
+    """What reading the same files costs at the least, in Python: lstat, open, read, close, sha256 each.
+
+    Printed beside the key's time, because the file system sets most of it (seen here: a sandboxed
+    kernel where these system calls take several times what they take on a plain Linux runner).
+    """
+    stack = [os.fsencode(root)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                st = entry.stat(follow_symlinks=False)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                fd = os.open(entry.path, os.O_RDONLY)
+                try:
+                    hashlib.sha256(os.read(fd, st.st_size + 1)).digest()
+                finally:
+                    os.close(fd)
+
+
+def timed(function: Callable[[], object], runs: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU (user + system) milliseconds per run: on a shared machine the CPU time is the
+    steadier number, as the wall clock also counts the time other processes had the CPU."""
+    function()  # warm-up: imports, page cache
+    wall, cpu = [], []
+    for _ in range(runs):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        function()
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+    return wall, cpu
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--files", type=int, default=10_000)
+    args = parser.parse_args()
+    rng = random.Random(10)
+    with tempfile.TemporaryDirectory(prefix="cache-key-bench-") as temp:
+        rust = Path(temp, "rust")
+        rust_context(rust, rng)
+        copy_all = Path(temp, "copy-all")
+        copy_all_context(copy_all, args.files, rng)
+
+        def key(workspace: Path, context: str, dockerfile: str) -> object:
+            return compute_cache_key(workspace=workspace, context=Path(context), dockerfile=Path(dockerfile),
+                                     target="", build_args=(("A", "1"),), platforms=("linux/amd64",), version="")
+
+        rust_key = key(rust, "src/ci/docker", "src/ci/docker/host-x86_64/dist-x86_64-linux/Dockerfile")
+        all_key = key(copy_all, ".", "Dockerfile")
+        cases = [
+            (f"rust ({len(rust_key.files)} files hashed)", 5.0,
+             timed(lambda: key(rust, "src/ci/docker", "src/ci/docker/host-x86_64/dist-x86_64-linux/Dockerfile"),
+                   args.runs)),
+            (f"copy-all ({len(all_key.files)} of {args.files} files hashed)", 100.0,
+             timed(lambda: key(copy_all, ".", "Dockerfile"), args.runs)),
+            (f"(floor: only read and hash those {args.files})", 0.0, timed(lambda: floor(copy_all), args.runs)),
+        ]
+    print(f"cache key, median of {args.runs} runs (min-max), Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    failed = False
+    for name, target, (times, cpu) in cases:
+        median = statistics.median(times)
+        verdict = "" if not target else f"  target < {target:g} ms: {'ok' if median < target else 'OVER TARGET'}"
+        failed |= bool(target) and median >= target
+        print(f"  {name:<44} {median:8.2f} ms  ({min(times):.2f}-{max(times):.2f}), "
+              f"CPU {statistics.median(cpu):.2f} ms{verdict}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
