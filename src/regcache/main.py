@@ -110,7 +110,13 @@ def _key(s: Settings, log: Log, o: Outcome, platforms: tuple[str, ...]) -> None:
         why = ("hash of the Dockerfile, the whole context (a COPY source uses a variable)"
                if computed.whole_context else
                f"hash of the Dockerfile and the {len(computed.files)} files it copies")
+        if computed.dockerignore:
+            why += f" ({computed.dockerignore} applied)"
         why += ", target, build args, platforms and cache-version"
+        for warning in computed.warnings:
+            log.warning(warning)
+        for note in computed.notes:
+            log.info(note)
     o.cache_ref = f"{s.cache_image}:{o.cache_key}"
     native = "" if s.platforms else " (the builder's native platform)"
     log.info(f"platforms: {', '.join(platforms)}{native}")
@@ -264,9 +270,9 @@ def _check_write(log: Log, o: Outcome, registries) -> None:
         log.warning(f"could not read back the cache written to {o.cache_ref}: {e}")
         return
     if check.complete:
-        log.info(f"cache written: {check.written} layer records for {check.expected} RUN/COPY/ADD steps")
+        log.info(f"cache written: {check.written} layers for {check.expected} RUN/COPY/ADD steps")
         return
-    log.warning(f"the cache written to {o.cache_ref} is incomplete: {check.written} layer records for "
+    log.warning(f"the cache written to {o.cache_ref} is incomplete: {check.written} layers for "
                 f"{check.expected} RUN/COPY/ADD steps. BuildKit reported steps as cached from local records "
                 "it could not export (a long-lived builder after interrupted builds or prunes). The "
                 "fallback ref was not moved. Restarting the builder (or dockerd) clears that state; "

@@ -187,7 +187,7 @@ def test_a_write_that_misses_layers_is_reported_not_claimed(registry, docker_con
     clean_builder()
     first = run_action(ws, "push", events.push("automation/bors/auto"), inputs_for(registry, "lazy/one"))
     assert first.code == 0 and first.outputs["cache-write"] == "true", first.log
-    assert "layer records for 7 RUN/COPY/ADD steps" in first.log
+    assert "layers for 7 RUN/COPY/ADD steps" in first.log
     clean_builder(first.outputs["imageid"])
     pr = run_action(ws, "pull_request", FORK_PR, inputs_for(registry, "lazy/one"))
     assert pr.code == 0 and pr.outputs["cache-hit"] == "full", pr.log

@@ -56,7 +56,7 @@ def test_creates_a_builder_writes_every_layer_removes_it_and_a_clean_runner_read
            "docker-container builder 'regcache-" in auto.log
     out = auto.outputs
     assert (out["cache-write"], out["cache-hit"], out["total-steps"]) == ("true", "none", "7"), auto.log
-    assert "cache written: 7 layer records for 7 RUN/COPY/ADD steps" in auto.log
+    assert "cache written: 7 layers for 7 RUN/COPY/ADD steps" in auto.log
     assert len(registry.tags("hosted/cache")) == 2, "the exact ref and the branch's fallback ref"
     assert new_since(nothing_left_by_this_test) == NOTHING
     assert credentials_left(docker_config) == {}

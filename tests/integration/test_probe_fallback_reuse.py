@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.test_action_real import FORK_PR, clean_builder, inputs_for
 from tests.support import events
-from tests.support.action import run_action, sample_workspace
+from tests.support.action import fallback_tag, run_action, sample_workspace
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ def test_fallback_ref_keeps_every_step_before_a_late_change(registry, docker_con
     auto = run_action(ws, "push", events.push("automation/bors/auto"), inputs_for(registry, "fb/cache"))
     assert auto.code == 0, auto.log
     assert auto.outputs["cache-probe"] == "miss"
-    moving = "dockerfile-automation-bors-auto"
+    moving = fallback_tag("automation-bors-auto")
     # The moving ref is the same manifest, copied in the registry: nothing rebuilt or uploaded.
     assert registry.manifest_digest("fb/cache", moving) == registry.manifest_digest(
         "fb/cache", auto.outputs["cache-key"])
@@ -46,7 +46,7 @@ def test_exact_probe_and_a_loud_miss(registry, docker_config, tmp_path):
     assert miss.outputs["cache-probe"] == "miss"
     warning = next(line for line in miss.stdout.splitlines() if line.startswith("::warning::no cache found"))
     assert f"{registry.host}/never/written:{miss.outputs['cache-key']}" in warning
-    assert f"{registry.host}/never/written:dockerfile-auto" in warning
+    assert f"{registry.host}/never/written:{fallback_tag('auto')}" in warning
     assert "private" in warning and "cache-image" in warning
 
     write = run_action(ws, "push", events.push("try"), inputs_for(registry, "exact/cache"))

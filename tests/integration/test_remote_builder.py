@@ -115,7 +115,7 @@ def test_auto_run_reads_and_writes_the_cache_on_a_remote_builder(registry, docke
     assert f"--builder {builder}" in run.stdout
     # The export was BuildKit's, from inside the namespace, through the forwarder: the cache is there, whole.
     assert registry.manifest(repo, out["cache-key"]) is not None, f"no cache manifest at {repo}:{out['cache-key']}"
-    assert "cache written: 7 layer records for 7 RUN/COPY/ADD steps" in run.stdout, run.log
+    assert "cache written: 7 layers for 7 RUN/COPY/ADD steps" in run.stdout, run.log
     assert sum(f.connections for f in bk._forwarders) > 0, "BuildKit never reached the registry"
     assert _du_records(bk), "the build did not run on the remote daemon"
     # Not regcache's builder: it is left as it was.

@@ -33,7 +33,7 @@ import requests
 
 from tests.integration.test_action_real import clean_builder
 from tests.support import events
-from tests.support.action import ActionRun, run_action, sample_workspace
+from tests.support.action import ActionRun, fallback_tag, run_action, sample_workspace
 from tests.support.token_registry import (
     PULL,
     PULL_PUSH,
@@ -52,7 +52,7 @@ READER_TOKEN = f"ghs_reader{secrets.token_hex(12)}"
 CACHE_REPO = "tok/cache"               # the only repository "writer" may push to
 PULL_ONLY_REPO = "tok/pull-only"       # where the auto run with the reader's token tries to write
 AUTO = events.push("automation/bors/auto")
-FALLBACK_TAG = "dockerfile-automation-bors-auto"
+AUTO_SLUG = "automation-bors-auto"
 FORK_PR = events.pull_request(head_repo="contributor/rust")
 SAME_REPO_PR = events.pull_request()
 ACCOUNTS = {
@@ -248,11 +248,12 @@ def test_auto_run_as_writer_pushes_the_cache_and_moves_the_fallback_ref(ghcr, au
     # BuildKit pushed the cache; regcache's client copied its manifest to the fallback tag, with a Bearer token.
     digest = ghcr.registry.manifest_digest(CACHE_REPO, key)
     assert digest is not None
-    assert ghcr.registry.manifest_digest(CACHE_REPO, FALLBACK_TAG) == digest
+    assert ghcr.registry.manifest_digest(CACHE_REPO, fallback_tag(AUTO_SLUG)) == digest
     puts = manifest_puts(auto_write, CACHE_REPO)
     assert puts[key][0] == 201 and puts[key][1].startswith("buildkit/"), puts
-    assert puts[FALLBACK_TAG] == (201, "regcache"), puts
-    assert f"fallback ref {ghcr.host}/{CACHE_REPO}:{FALLBACK_TAG} -> {ghcr.host}/{CACHE_REPO}:{key}" in run.stdout
+    assert puts[fallback_tag(AUTO_SLUG)] == (201, "regcache"), puts
+    moving = fallback_tag(AUTO_SLUG)
+    assert f"fallback ref {ghcr.host}/{CACHE_REPO}:{moving} -> {ghcr.host}/{CACHE_REPO}:{key}" in run.stdout
 
     # Who asked the token server for what.
     tokens = auto_write.tokens
@@ -300,7 +301,8 @@ def _read_run(ghcr: Ghcr, auto_write: Observed, tmp_path: Path, event: str, payl
     # No client even asked for push.
     assert all(t.asked_actions <= {"pull"} for t in observed.tokens), observed.tokens
     assert all(t.status == 200 and t.user == user for t in observed.tokens), observed.tokens
-    assert sorted(ghcr.registry.tags(CACHE_REPO)) == sorted([auto_write.run.outputs["cache-key"], FALLBACK_TAG])
+    written = [auto_write.run.outputs["cache-key"], fallback_tag(AUTO_SLUG)]
+    assert sorted(ghcr.registry.tags(CACHE_REPO)) == sorted(written)
     return observed
 
 
@@ -372,7 +374,7 @@ def test_identity_token_login_and_buildkits_refresh_grant(engine, docker_config,
         buildkit = observed.tokens_of("buildkit")
         assert buildkit and all((t.method, t.grant_type, t.user) == ("POST", "refresh_token", "writer")
                                 for t in buildkit), buildkit
-        assert registry.manifest_digest(CACHE_REPO, FALLBACK_TAG) == registry.manifest_digest(
+        assert registry.manifest_digest(CACHE_REPO, fallback_tag(AUTO_SLUG)) == registry.manifest_digest(
             CACHE_REPO, run.outputs["cache-key"])
         assert no_credential_left(run, docker_config, hub.host) == []
 

@@ -197,3 +197,17 @@ def start_action(workspace: Path, event_name: str, payload: dict[str, Any], inpu
     """run_action, streaming: the caller reads the log while the action runs, and must finish() or kill()."""
     env, output_file, summary_file = _prepare(workspace, event_name, payload, inputs, extra_env)
     return RunningAction(workspace, env, output_file, summary_file)
+
+
+def native_platform() -> str:
+    """The engine's own platform (linux/amd64 here), as regcache names it for an empty `platforms` input."""
+    from regcache.platforms import engine_platform
+
+    out = subprocess.run(["docker", "info", "--format", "{{.OSType}} {{.Architecture}}"], capture_output=True,
+                         text=True, timeout=60, check=True).stdout.split()
+    return engine_platform(*out)
+
+
+def fallback_tag(branch_slug: str, dockerfile_slug: str = "dockerfile") -> str:
+    """The moving fallback ref a write on that branch moves, for a build for the native platform."""
+    return f"{dockerfile_slug}-{native_platform().replace('/', '-')}-{branch_slug}"

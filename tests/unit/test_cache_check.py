@@ -71,3 +71,13 @@ def test_an_unreadable_config_is_a_format_error():
     manifest, _ = captured("buildkit-0.34-complete")
     with pytest.raises(CacheFormatError):
         check_write(steps(), manifest, lambda digest: b"{")
+
+
+def test_a_layer_written_only_as_a_later_steps_parent_counts():
+    """BuildKit 0.13 now and then leaves a step's record without a result while its layer is there, as the
+    parent in the next step's chain (captured: 6 records with a layer, 7 layers, 7 steps)."""
+    manifest, blobs = captured("buildkit-0.13-chained")
+    config = json.loads(next(iter(blobs.values())))
+    assert sum(1 for r in config["records"] if r.get("layers")) == 6 and len(config["layers"]) == 7
+    check = check_write(steps(), manifest, blobs.__getitem__)
+    assert (check.expected, check.written, check.complete) == (7, 7, True)
