@@ -201,7 +201,7 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     if o.plan.write:
         with log.group("Publish"):
             if s.cache_mode == "max":
-                _check_write(log, o, registries)
+                _check_write(log, o, registries, lambda: _export_again(cli, log, argv, o.cache_ref))
             if o.plan.write:
                 _publish(s, log, o, cli, registries)
 
@@ -253,31 +253,56 @@ def _probe(s: Settings, log: Log, o: Outcome, registries) -> list[str]:
     return list(p.import_refs)
 
 
-def _check_write(log: Log, o: Outcome, registries) -> None:
-    """Read the cache just written back: a write that misses layers is reported, never claimed complete."""
+def _check_write(log: Log, o: Outcome, registries, export_again) -> None:
+    """Read the cache just written back: a write that misses layers is exported once more from what the
+    builder now holds (BuildKit 0.13 now and then drops a layer of a cold build), then reported, never
+    claimed complete."""
     from regcache.cache_check import CacheFormatError, check_write
     from regcache.cache_refs import split_ref
     from regcache.registry import RegistryError
 
     host, repository, tag = split_ref(o.cache_ref)
     client = registries(host)
-    try:
-        manifest = client.get_manifest(repository, tag)
-        if manifest is None:
-            raise RegistryError(f"{o.cache_ref} is not in the registry after the export")
-        check = check_write(o.steps, manifest, lambda digest: client.get_blob(repository, digest))
-    except (RegistryError, CacheFormatError) as e:
-        log.warning(f"could not read back the cache written to {o.cache_ref}: {e}")
-        return
-    if check.complete:
-        log.info(f"cache written: {check.written} layers for {check.expected} RUN/COPY/ADD steps")
-        return
+    for attempt in (1, 2):
+        try:
+            manifest = client.get_manifest(repository, tag)
+            if manifest is None:
+                raise RegistryError(f"{o.cache_ref} is not in the registry after the export")
+            check = check_write(o.steps, manifest, lambda digest: client.get_blob(repository, digest))
+        except (RegistryError, CacheFormatError) as e:
+            log.warning(f"could not read back the cache written to {o.cache_ref}: {e}")
+            return
+        if check.complete:
+            log.info(f"cache written: {check.written} layers for {check.expected} RUN/COPY/ADD steps")
+            return
+        if attempt == 1:
+            log.info(f"the cache written holds {check.written} layers for {check.expected} RUN/COPY/ADD steps: "
+                     "exporting it again from the builder")
+            if not export_again():
+                break
     log.warning(f"the cache written to {o.cache_ref} is incomplete: {check.written} layers for "
                 f"{check.expected} RUN/COPY/ADD steps. BuildKit reported steps as cached from local records "
                 "it could not export (a long-lived builder after interrupted builds or prunes). The "
                 "fallback ref was not moved. Restarting the builder (or dockerd) clears that state; "
                 "a builder made for the run (see the builder input) never has it")
     o.plan = _no_write(o.plan, f"the export missed layers ({check.written} of {check.expected})")
+
+
+def _export_again(cli, log: Log, argv: list[str], cache_ref: str) -> bool:
+    """The same build again, every step now in the builder, importing the cache just written: only the
+    export does work. Its output is not shown; True if it succeeded."""
+    from regcache.progress import BuildProgress, RawJsonStream
+
+    stream, progress = RawJsonStream(), BuildProgress()
+    again = [*argv[:-1], "--cache-from", f"type=registry,ref={cache_ref}", argv[-1]]
+    code = cli.stream(again, on_stderr=lambda chunk: [progress.update(e) for e in stream.feed(chunk)],
+                      on_stdout=lambda line: None)
+    for event in stream.close():
+        progress.update(event)
+    errors = progress.cache_export_errors()
+    if code != 0 or errors:
+        log.info(f"exporting again failed: {errors[0] if errors else f'exit code {code}'}")
+    return code == 0 and not errors
 
 
 def _publish(s: Settings, log: Log, o: Outcome, cli, registries) -> None:
