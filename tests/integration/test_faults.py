@@ -543,7 +543,9 @@ def test_cleanup_on_every_path(registry, docker_config, tmp_path, path):
     try:
         if path.startswith("sig"):
             assert action.wait_for(f"slow-step-{nonce}", timeout=120), action.stdout
-            assert credentials(docker_config), "the run should be logged in while it builds"
+            # Logged in while it builds: in the run's own docker config, never in the user's.
+            assert credentials(Path(action.saved_state()["docker_config"])), "the run should be logged in"
+            assert credentials(docker_config) == {}
             assert list(run_tmp.glob("regcache-*")), "the run should have its temp dir while it builds"
             # SIGTERM as `kill`, a cancelled job or a container stop sends it: to the action only. SIGINT as a
             # terminal's Ctrl-C sends it (to the whole foreground process group), or to the action only.
@@ -568,7 +570,8 @@ def test_cleanup_on_every_path(registry, docker_config, tmp_path, path):
     assert "Traceback" not in run.log, run.log
     # Nothing left: no process of the run, no temp dir, no login, no builder it made.
     assert left == [], left
-    assert list(run_tmp.glob("regcache-*")) == []
+    assert list(run_tmp.glob("regcache-*")) == []   # the run's docker config is one of them
+    assert not Path(run.state["docker_config"]).exists()
     assert credentials(docker_config) == {}
     assert PASSWORD not in ((docker_config / "config.json").read_text()
                             if (docker_config / "config.json").exists() else "")
