@@ -136,7 +136,7 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     from regcache.platforms import native_of, target_platforms
 
     # The credential and any builder live in a docker config of the run's own; the post step removes both
-    # if this process cannot (SIGKILL). Removed last, after the logout and the builder.
+    # if this process cannot (SIGKILL). Removed last, after the builder.
     config = make_private_config(user_config_dir(os.environ))
     cleanup.callback(remove_private_config, config)
     builder_name = new_builder_name()
