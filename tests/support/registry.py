@@ -140,11 +140,18 @@ class LocalRegistry:
         ).stdout
         self.htpasswd_path.write_bytes(out.strip() + b"\n")
 
+    def _log_lines(self) -> list[str]:
+        return ["log:", "  level: warn"]
+
+    def _auth_lines(self) -> list[str]:
+        if self.username is None:
+            return []
+        return ["auth:", "  htpasswd:", "    realm: regcache-test", f'    path: "{self.htpasswd_path}"']
+
     def _write_config(self, port: int) -> None:
         lines = [
             "version: 0.1",
-            "log:",
-            "  level: warn",
+            *self._log_lines(),
             "storage:",
             "  filesystem:",
             f'    rootdirectory: "{self.data_dir}"',
@@ -154,14 +161,8 @@ class LocalRegistry:
             "http:",
             f'  addr: "127.0.0.1:{port}"',
             f'  secret: "{self._http_secret}"',  # silences the "No HTTP secret provided" warning
+            *self._auth_lines(),
         ]
-        if self.username is not None:
-            lines += [
-                "auth:",
-                "  htpasswd:",
-                "    realm: regcache-test",
-                f'    path: "{self.htpasswd_path}"',
-            ]
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def start(self) -> LocalRegistry:

@@ -430,28 +430,21 @@ class TokenRegistry(LocalRegistry):
     def rootcertbundle_path(self) -> Path:
         return self.root / "token-issuer.pem"
 
+    def _log_lines(self) -> list[str]:
+        return ["log:",
+                "  level: info",        # the reasons a token is refused ("token signed by untrusted key ...")
+                "  formatter: json"]    # one JSON object a line; the access log lines are the others
+
+    def _auth_lines(self) -> list[str]:
+        return ["auth:", "  token:",
+                f'    realm: "{self.tokens.realm}"',
+                f'    service: "{self.tokens.service}"',
+                f'    issuer: "{self.tokens.issuer}"',
+                f'    rootcertbundle: "{self.rootcertbundle_path}"']
+
     def _write_config(self, port: int) -> None:
         self.rootcertbundle_path.write_bytes(self.tokens.signing_key.certificate_pem)
-        self.config_path.write_text("\n".join([
-            "version: 0.1",
-            "log:",
-            "  level: info",        # the reasons a token is refused ("token signed by untrusted key ...")
-            "  formatter: json",    # one JSON object a line; the access log lines are the others
-            "storage:",
-            "  filesystem:",
-            f'    rootdirectory: "{self.data_dir}"',
-            "  delete:",
-            "    enabled: true",
-            "http:",
-            f'  addr: "127.0.0.1:{port}"',
-            f'  secret: "{self._http_secret}"',
-            "auth:",
-            "  token:",
-            f'    realm: "{self.tokens.realm}"',
-            f'    service: "{self.tokens.service}"',
-            f'    issuer: "{self.tokens.issuer}"',
-            f'    rootcertbundle: "{self.rootcertbundle_path}"',
-        ]) + "\n")
+        super()._write_config(port)
 
     def requests(self) -> list[RegistryRequest]:
         """Every request that reached the registry so far, from its access log (written as each completes)."""
