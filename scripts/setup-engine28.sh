@@ -23,8 +23,10 @@ WANT_DOCKER=28.5 WANT_BUILDX=0.29 WANT_CONTAINERD=2.1
 # `--network host` containers, where the tests' registries listen.
 BRIDGE=regcache0
 BRIDGE_ADDR=10.213.0.1/24
-NET=10.213.0.0/16                            # the bridge plus --default-address-pool for user networks
-POOL=base=10.213.128.0/17,size=24
+NET=10.213.0.0/16                            # the rules below cover the bridge
+# No --default-address-pool: dockerd 28 started with one deletes the host's docker0 whenever it finds a default
+# network stored by its previous run (daemon_unix.go, "Clear stale bridge network"), i.e. on every restart.
+# Networks created on engine 2 take the default pools, skipping subnets the host already routes.
 
 log() { printf 'setup-engine28: %s\n' "$*" >&2; }
 die() { printf 'setup-engine28: error: %s\n' "$*" >&2; exit 1; }
@@ -115,7 +117,7 @@ export DOCKER_CONFIG=$STATE/config"
 # The bridge: dockerd takes its network from the address it finds on it.
 if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
   other=$(ip -4 -o route show match "${BRIDGE_ADDR%/*}" | grep -v -e '^default ' -e " dev $BRIDGE " || true)
-  [ -z "$other" ] || die "$BRIDGE_ADDR is already routed on this machine ($other); change BRIDGE_ADDR/NET/POOL here"
+  [ -z "$other" ] || die "$BRIDGE_ADDR is already routed on this machine ($other); change BRIDGE_ADDR/NET here"
   log "creating bridge $BRIDGE with $BRIDGE_ADDR"
   ip link add "$BRIDGE" type bridge
 fi
@@ -146,7 +148,7 @@ if ! docker2 info >/dev/null 2>&1; then
     PATH="$ROOT/usr/bin:$ROOT/usr/sbin:$PATH" setsid nohup "$ROOT/usr/sbin/dockerd" \
       --config-file "$STATE/daemon.json" --data-root "$DATA" --exec-root "$RUN/exec" \
       -H "unix://$SOCK" --pidfile "$PIDFILE" \
-      --bridge "$BRIDGE" --iptables=false --ip6tables=false --default-address-pool "$POOL" \
+      --bridge "$BRIDGE" --iptables=false --ip6tables=false \
       --cgroup-parent /regcache-docker28 \
       </dev/null >>"$LOG" 2>&1 &
   fi
@@ -154,8 +156,8 @@ if ! docker2 info >/dev/null 2>&1; then
   docker2 info >/dev/null 2>&1 || { tail -n 20 "$LOG" >&2; die "dockerd $WANT_DOCKER did not start; see $LOG"; }
 fi
 
-# Engine 1's bridge must be the same interface as before: dockerd deletes docker0 with `--bridge none`, and
-# engine 1's containers cannot start without it.
+# Engine 1's bridge must be the same interface as before: dockerd deletes docker0 with `--bridge none` or (on a
+# restart) with --default-address-pool, and engine 1's containers cannot start without it.
 if [ -n "$had_docker0" ] && [ "$(ip -o link show docker0 2>/dev/null | cut -d: -f1 || true)" != "$had_docker0" ]; then
   die "starting engine 2 removed or replaced engine 1's docker0; restart engine 1's dockerd"
 fi
