@@ -11,18 +11,21 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 from regcache import advice
 from regcache.build_kind import classify
 from regcache.cache_plan import CachePlan, plan_cache
 from regcache.errors import BuildError, CommandFailed, RegcacheError
 from regcache.inputs import env_name
-from regcache.log import Log
+from regcache.log import DeferredLog, Log
 from regcache.report import Outcome, summary_markdown, write_outputs, write_summary
 from regcache.settings import Settings, load_settings, registry_host
+
+T = TypeVar("T")
 
 
 class Terminated(BaseException):
@@ -143,10 +146,18 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     state.append(s.state_file, state.DOCKER_CONFIG, str(config))
     state.append(s.state_file, state.BUILDER, builder_name)
     cli = DockerCLI(log, config_dir=config)
+    # `docker info`, `docker buildx inspect` and the login need nothing from each other: they run at once,
+    # each logging to a DeferredLog that is replayed in its own group. The pool is shut down (its threads
+    # waited for) before the config that the login writes to is removed.
+    pool = cleanup.enter_context(ThreadPoolExecutor(max_workers=3, thread_name_prefix="regcache-start"))
+    engine_log, builder_log, login_log = DeferredLog(log), DeferredLog(log), DeferredLog(log)
+    engine_call = pool.submit(cli.with_log(engine_log).check_engine)
+    current_call = pool.submit(find_builder, cli.with_log(builder_log), s.builder)
+    login_call = pool.submit(_login_all, s, login_log, o.plan, cli.with_log(login_log))
     with log.group("Engine, platform and cache key"):
-        engine = cli.check_engine()
+        engine = _replayed(engine_call, engine_log)
+        current = _replayed(current_call, builder_log)
         containerd_store = engine.containerd_store
-        current = find_builder(cli, s.builder)
         # Making a builder takes a second or more: it runs while the key, the login and the probe are made.
         pending = start_choosing(cli, log, current=current, requested=bool(s.builder),
                                  buildkit_image=s.buildkit_image, containerd_store=containerd_store,
@@ -154,7 +165,8 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
         cleanup.callback(pending.remove_if_created, log)
         _key(s, log, o, target_platforms(s.platforms, native_of(current.platforms, engine.platform)))
     with log.group("Registry login"):
-        _login_all(s, log, o, cli)
+        if _replayed(login_call, login_log):
+            o.plan = _no_write(o.plan, "the registry login failed")
 
     from regcache.registry import RegistryClients
 
@@ -210,14 +222,22 @@ def _no_write(plan: CachePlan, why: str) -> CachePlan:
     return CachePlan(plan.read, False, f"{plan.reason}; but {why}")
 
 
-def _login_all(s: Settings, log: Log, o: Outcome, cli) -> None:
-    """Log in to each registry the run talks to. No logout: the credential is in the run's own docker
-    config, removed at the end (and by the post step)."""
-    from regcache.errors import CommandFailed
+def _replayed(call: Future[T], log: DeferredLog) -> T:
+    """The result of a step that ran beside others, its log lines written here first."""
+    try:
+        return call.result()
+    finally:
+        log.replay()
 
-    if not s.github_token or not (o.plan.read or o.plan.write or s.image_repository):
-        return
+
+def _login_all(s: Settings, log: Log | DeferredLog, plan: CachePlan, cli) -> bool:
+    """Log in to each registry the run talks to; True if the login to the cache's registry, which a write
+    needs, was refused. No logout: the credential is in the run's own docker config, removed at the end
+    (and by the post step)."""
+    if not s.github_token or not (plan.read or plan.write or s.image_repository):
+        return False
     hosts = [s.cache_registry] + ([registry_host(s.image_repository)] if s.image_repository else [])
+    refused = False
     for host in dict.fromkeys(hosts):
         try:
             cli.login(host, s.registry_username, s.github_token)
@@ -225,8 +245,8 @@ def _login_all(s: Settings, log: Log, o: Outcome, cli) -> None:
             log.warning(f"could not log in to {host} as {s.registry_username!r}: {e}."
                         f"{advice.login_refused(host, s.registry_username, str(e))} Building without "
                         "writing the cache; reading only works if it is public")
-            if o.plan.write and host == s.cache_registry:
-                o.plan = _no_write(o.plan, "the registry login failed")
+            refused |= plan.write and host == s.cache_registry
+    return refused
 
 
 def _probe(s: Settings, log: Log, o: Outcome, registries) -> list[str]:
