@@ -7,7 +7,7 @@ readable by them. So the run logs in with a config of its own in the container's
 with the container, and the post step removes it when the run did not (outside a container too).
 
 The new config keeps what the user's config says about builders and CLI plugins (a `builder` input names a
-builder defined there), and none of its credentials.
+builder defined there), and none of its credentials nor buildx's build history.
 """
 
 from __future__ import annotations
@@ -27,11 +27,17 @@ def user_config_dir(env: Mapping[str, str]) -> Path:
     return Path(env.get("DOCKER_CONFIG") or Path(env.get("HOME") or Path.home()) / ".docker")
 
 
+def _history(directory: str, names: list[str]) -> set[str]:
+    """What buildx only adds to, never needs: its record of every build (refs/) and of when each builder
+    was last used (activity/). They grow with each build; copied, a long-lived runner's took seconds."""
+    return {"refs", "activity"} & set(names) if Path(directory).name == "buildx" else set()
+
+
 def make_private_config(user_config: Path) -> Path:
     """A new config dir (mode 0700) with the user's builders, CLI plugins and settings, no credentials."""
     private = Path(tempfile.mkdtemp(prefix=PREFIX))
     if (user_config / "buildx").is_dir():
-        shutil.copytree(user_config / "buildx", private / "buildx", symlinks=True)
+        shutil.copytree(user_config / "buildx", private / "buildx", symlinks=True, ignore=_history)
     if (user_config / "cli-plugins").exists():
         (private / "cli-plugins").symlink_to((user_config / "cli-plugins").resolve())
     try:
