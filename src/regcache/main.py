@@ -146,16 +146,20 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     state.append(s.state_file, state.DOCKER_CONFIG, str(config))
     state.append(s.state_file, state.BUILDER, builder_name)
     cli = DockerCLI(log, config_dir=config)
-    # `docker info`, `docker buildx inspect` and the login need nothing from each other: they run at once,
-    # each logging to a DeferredLog that is replayed in its own group. The pool is shut down (its threads
-    # waited for) before the config that the login writes to is removed.
+    # `docker info`, `docker buildx inspect` and the login need nothing from each other: they run at once.
+    # `docker info` logs as it starts (nothing else logs until it is done); the other two log to a
+    # DeferredLog, replayed in their own place. The pool is shut down (its threads waited for) before the
+    # config that the login writes to is removed.
     pool = cleanup.enter_context(ThreadPoolExecutor(max_workers=3, thread_name_prefix="regcache-start"))
-    engine_log, builder_log, login_log = DeferredLog(log), DeferredLog(log), DeferredLog(log)
-    engine_call = pool.submit(cli.with_log(engine_log).check_engine)
-    current_call = pool.submit(find_builder, cli.with_log(builder_log), s.builder)
-    login_call = pool.submit(_login_all, s, login_log, o.plan, cli.with_log(login_log))
+    builder_log, login_log = DeferredLog(log), DeferredLog(log)
     with log.group("Engine, platform and cache key"):
-        engine = _replayed(engine_call, engine_log)
+        engine_call = pool.submit(cli.check_engine)
+        current_call = pool.submit(find_builder, cli.with_log(builder_log), s.builder)
+        login_call = pool.submit(_login_all, s, login_log, o.plan, cli.with_log(login_log))
+        # Imported while those commands run (requests takes ~0.1 s to import): the probe needs it next.
+        from regcache.registry import RegistryClients
+
+        engine = engine_call.result()
         current = _replayed(current_call, builder_log)
         containerd_store = engine.containerd_store
         # Making a builder takes a second or more: it runs while the key, the login and the probe are made.
@@ -167,8 +171,6 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     with log.group("Registry login"):
         if _replayed(login_call, login_log):
             o.plan = _no_write(o.plan, "the registry login failed")
-
-    from regcache.registry import RegistryClients
 
     registries = RegistryClients(s.registry_username, s.github_token)
     with log.group("Cache probe"):
