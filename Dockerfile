@@ -1,7 +1,7 @@
 # The action's image: Debian's python3 and docker CLI, buildx built from source at a pinned version, and
 # regcache's pinned dependencies in a venv.
-# Three stages: buildx is compiled in the first (Debian's Go, the Go module proxy), the venv is made in the
-# second (pip, PyPI, binutils); the last has only what runs.
+# Four stages: buildx is compiled in the first (Debian's Go, the Go module proxy), the venv is made in the
+# second (pip, PyPI, binutils), the third picks the files a run needs, and the last (from scratch) is only those.
 
 # buildx v0.30.1, as on GitHub's hosted runners (Debian trixie packages 0.13.1). images/buildx/ is a module
 # that requires github.com/docker/buildx at that version (go.sum pins every dependency); `go install …@v0.30.1`
@@ -41,37 +41,42 @@ FROM debian:trixie-slim AS venv
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates binutils \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
-COPY requirements.txt /opt/regcache/requirements.txt
+COPY requirements-image.txt /opt/regcache/requirements.txt
 # pip-ca: an optional CA bundle for a TLS-intercepting proxy in front of PyPI; absent on GitHub.
-# Then: no pip in the venv, extension modules without debug symbols, and bytecode compiled once here
-# (unchecked-hash: the image never changes) so that no run compiles at start-up.
+# --no-deps: requirements-image.txt is the whole set, without what only modules regcache never imports need
+# (scripts/lock.sh). Then: no pip in the venv, extension modules without debug symbols, and bytecode
+# compiled once here (unchecked-hash: the image never changes) so that no run compiles at start-up.
 RUN --mount=type=secret,id=pip-ca,required=false \
     python3 -m venv /opt/regcache/venv \
  && if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
- && /opt/regcache/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile \
+ && /opt/regcache/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile --no-deps \
       -r /opt/regcache/requirements.txt \
  && cd /opt/regcache/venv \
- && rm -rf bin/pip* bin/activate* lib/python3*/site-packages/pip lib/python3*/site-packages/pip-*.dist-info \
+ && rm -rf bin/pip* bin/activate* bin/Activate* lib/python3*/site-packages/pip \
+      lib/python3*/site-packages/pip-*.dist-info \
  && find lib -name '*.so' -exec strip --strip-unneeded {} + \
  && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash lib
 
-FROM debian:trixie-slim
-# No documentation, manual pages or translations from the packages below (the official slim image already
-# excludes them; this keeps a base image that does not from growing). No ca-certificates: registries are
-# reached by the engine and BuildKit (the daemon's own trust), and by requests with certifi's bundle.
-RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
-      'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' 'path-exclude=/usr/share/locale/*' \
-      > /etc/dpkg/dpkg.cfg.d/regcache-slim \
- && apt-get update \
+# The last stage's files are assembled here (images/action/rootfs.py): the interpreter and the part of the
+# standard library a run can import, the venv, src/, docker and docker-buildx, and the shared libraries they
+# load; nothing else (no shell, no package manager, no apt or dpkg state). Pure-Python code goes into zip
+# archives, compiled: a pull pays per file as well as per byte.
+FROM debian:trixie-slim AS rootfs
+RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 docker-cli \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/lib/dpkg/*-old /var/log/* \
-      /usr/lib/python3*/test /usr/lib/python3*/idlelib /usr/lib/python3*/ensurepip /usr/lib/python3*/pydoc_data
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
 COPY --from=venv /opt/regcache/venv /opt/regcache/venv
 COPY --from=buildx /out/docker-buildx /usr/libexec/docker/cli-plugins/docker-buildx
 COPY src /opt/regcache/src
+COPY images/action/rootfs.py /build/rootfs.py
 # The post step's entrypoint (action.yml post-entrypoint takes an executable, not arguments).
-RUN python3 -m compileall -q --invalidation-mode unchecked-hash /opt/regcache/src \
- && printf '%s\n' '#!/opt/regcache/venv/bin/python' 'from regcache.post import main' 'raise SystemExit(main())' \
-      > /opt/regcache/post && chmod 755 /opt/regcache/post
-ENV PYTHONPATH=/opt/regcache/src PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+RUN printf '%s\n' '#!/opt/regcache/venv/bin/python' 'from regcache.post import main' 'raise SystemExit(main())' \
+      > /opt/regcache/post && chmod 755 /opt/regcache/post \
+ && python3 /build/rootfs.py /rootfs
+
+# No shell: everything regcache runs, it runs without one. No ca-certificates: registries are reached by the
+# engine and BuildKit (the daemon's own trust), and by requests with certifi's bundle.
+FROM scratch
+COPY --from=rootfs /rootfs /
+ENV PATH=/usr/local/bin:/usr/bin PYTHONPATH=/opt/regcache/regcache.zip PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 ENTRYPOINT ["/opt/regcache/venv/bin/python", "-m", "regcache"]

@@ -3,7 +3,8 @@ engine, BuildKit and an htpasswd-protected registry on 127.0.0.1.
 
 Without an engine, a registry or act these tests are skipped on a developer machine, but with CI=true a
 missing piece fails the run (as in tests/integration). The action image is built once per content (its tag
-is a hash of the Dockerfile, requirements.txt and src/) and kept for the next session.
+is a hash of the Dockerfile and what .dockerignore sends) and kept for the next session. test_release.py
+builds it as the release workflow does instead, and runs it by digest.
 """
 
 from __future__ import annotations

@@ -8,22 +8,27 @@ import sys
 
 import pytest
 
+from tests.conftest import BUILDKIT_IMAGE, missing
 from tests.e2e.conftest import PASSWORD, USER, docker
 from tests.support import events
-from tests.support.act import ROOT
+from tests.support.act import ROOT, build_released_image, release_outputs
 
 pytestmark = pytest.mark.e2e
 
 
 def test_a_released_action_yml_pulls_the_pushed_image_by_digest_and_runs_it(e2e, docker_config, tmp_path):
+    if not BUILDKIT_IMAGE:
+        missing("REGCACHE_TEST_BUILDKIT_IMAGE is not set: the release build needs a BuildKit image "
+                "(scripts/buildkit-image.sh makes one; scripts/test sets the variable)")
     reg = e2e.registry
     docker("login", "--username", USER, "--password-stdin", reg.host, input=PASSWORD)
     pushed = f"{reg.host}/e2e/regcache:release-e2e"
-    docker("tag", e2e.image, pushed)
+    # Built and pushed as release.yml does it (its builder, compression and media types), so what runs
+    # below is the image as released, not the one the other e2e tests load into the engine.
     try:
-        docker("push", pushed)
-    finally:
-        docker("rmi", pushed, check=False)  # only that name: the engine must not have it by this name
+        build_released_image(pushed, reg.host, BUILDKIT_IMAGE, tmp_path / "release-build.log")
+    except RuntimeError as e:
+        pytest.fail(str(e), pytrace=False)
     digest = reg.manifest_digest("e2e/regcache", "release-e2e")
     assert digest and digest.startswith("sha256:")
     pinned = f"{reg.host}/e2e/regcache@{digest}"
@@ -49,5 +54,18 @@ def test_a_released_action_yml_pulls_the_pushed_image_by_digest_and_runs_it(e2e,
         assert run.marker("E2E-CHECKED") == ["auto"], run.log[-8000:]
         assert run.outputs["build-kind"] == "auto"
         assert reg.manifest("e2e/release-cache", run.outputs["cache-key"]) is not None
+        layers = _image_layers(reg, "e2e/regcache", digest)
+        compression = "zstd" if "compression=zstd" in release_outputs() else "gzip"
+        assert layers and all(layer["mediaType"].endswith(f"+{compression}") for layer in layers), layers
     finally:
         docker("rmi", pinned, check=False)
+
+
+def _image_layers(reg, repository: str, digest: str) -> list[dict]:
+    """The layers of the linux image a pull takes (an index's first non-attestation manifest)."""
+    manifest = reg.manifest(repository, digest)
+    for entry in manifest.get("manifests", []):
+        if entry.get("platform", {}).get("os") == "linux":
+            manifest = reg.manifest(repository, entry["digest"])
+            break
+    return manifest.get("layers", [])

@@ -66,11 +66,14 @@ def act_binary() -> str | None:
 # -- the action image ---------------------------------------------------------------------------------------
 
 def image_inputs(root: Path = ROOT) -> list[Path]:
-    """Every file the action image is built from (what the Dockerfile COPYs, and the build files)."""
-    files = [root / "Dockerfile", root / ".dockerignore", root / "requirements.txt"]
-    files += sorted(p for p in (root / "src").rglob("*")
-                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
-    return [f for f in files if f.exists()]
+    """Every file the action image is built from: the build files and what .dockerignore lets in (it is an
+    allow-list: `*`, then a `!path` per file or directory sent, then the bytecode left out again)."""
+    files = [root / "Dockerfile", root / ".dockerignore"]
+    for line in (root / ".dockerignore").read_text().splitlines():
+        if line.startswith("!"):
+            sent = root / line[1:].rstrip("/")
+            files += sorted(p for p in sent.rglob("*") if p.is_file()) if sent.is_dir() else [sent]
+    return [f for f in files if f.exists() and "__pycache__" not in f.parts and f.suffix != ".pyc"]
 
 
 def action_image_ref(root: Path = ROOT) -> str:
@@ -125,6 +128,50 @@ def build_action_image(ref: str, log_path: Path, root: Path = ROOT) -> None:
             return
     tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
     raise RuntimeError(f"building the action image {ref} failed ({' '.join(argv)}):\n{tail}")
+
+
+RELEASE_WORKFLOW = ROOT / ".github" / "workflows" / "release.yml"
+# Kept between sessions: its cache mounts hold Go's modules and builds. Not named regcache-*: it is this
+# harness's builder (setup-buildx-action's in the release workflow), not one regcache made, which the
+# session's leak check looks for (tests/support/leftovers.py).
+RELEASE_BUILDER = "e2e-release-builder"
+
+
+def release_outputs(workflow: Path = RELEASE_WORKFLOW) -> str:
+    """The `outputs` the release workflow gives build-push-action (compression, media types, push)."""
+    import yaml
+
+    for step in yaml.safe_load(workflow.read_text())["jobs"]["release"]["steps"]:
+        if step.get("uses", "").startswith("docker/build-push-action@"):
+            return str(step["with"]["outputs"])
+    raise AssertionError(f"no docker/build-push-action step in {workflow}")
+
+
+def build_released_image(name: str, registry_host: str, buildkit_image: str, log_path: Path,
+                         root: Path = ROOT, outputs: str = "") -> None:
+    """Build and push the action image as .github/workflows/release.yml does: a docker-container builder
+    (setup-buildx-action's), the workflow's own `outputs` (or `outputs`), pushed to `name`. The builder
+    sees neither Docker Hub nor the engine's images, so the Dockerfile's base image is pushed to the
+    registry first and read from there (a named context). Needs a login to the registry if it has auth."""
+    base = f"{registry_host}/{BASE_IMAGE}"
+    for argv in (["tag", BASE_IMAGE, base], ["push", "--quiet", base], ["image", "rm", base]):
+        subprocess.run(["docker", *argv], check=True, capture_output=True, timeout=300)
+    if subprocess.run(["docker", "buildx", "inspect", RELEASE_BUILDER], capture_output=True,
+                      timeout=60).returncode != 0:
+        subprocess.run(["docker", "buildx", "create", "--name", RELEASE_BUILDER, "--driver", "docker-container",
+                        "--driver-opt", f"image={buildkit_image},network=host", "--bootstrap"],
+                       check=True, capture_output=True, timeout=300)
+    argv = ["docker", "buildx", "build", "--builder", RELEASE_BUILDER,
+            "--build-context", f"{BASE_IMAGE}=docker-image://{base}",
+            "--output", f"{outputs or release_outputs()},name={name}", str(root)]
+    ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    if ca.is_file():
+        argv[3:3] = ["--secret", f"id=pip-ca,src={ca}"]
+    with open(log_path, "ab") as log:
+        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=1200)
+    if proc.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"building the released action image {name} failed ({' '.join(argv)}):\n{tail}")
 
 
 # -- the workflow's repository ----------------------------------------------------------------------------
