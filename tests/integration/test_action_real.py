@@ -12,6 +12,7 @@ import pytest
 from tests.integration.conftest import PASSWORD, USER
 from tests.support import events
 from tests.support.action import run_action, sample_workspace
+from tests.support.images import own_layers
 from tests.support.registry import LocalRegistry, free_port
 
 pytestmark = pytest.mark.integration
@@ -55,10 +56,7 @@ def credentials_left(docker_config: Path) -> dict:
 
 def test_auto_writes_max_cache_then_a_fork_pr_reads_every_step(registry, docker_config, tmp_path):
     ws = sample_workspace(tmp_path / "ws")
-    # Layers of its own (a static busybox runs with bytes appended): no image or record of another test on
-    # this engine holds any of them.
-    with open(ws / "busybox", "ab") as busybox:
-        busybox.write(f"\0regcache-{os.urandom(8).hex()}\n".encode())
+    own_layers(ws, os.urandom(8).hex())   # no image or record of another test on this engine holds them
     clean_builder()
     image = f"{registry.host}/app/image:1"
     auto = run_action(ws, "push", events.push("automation/bors/auto"),

@@ -26,7 +26,7 @@ from tests.integration.test_action_real import clean_builder
 from tests.support import events
 from tests.support.action import ActionRun, run_action, sample_workspace, start_action
 from tests.support.faultproxy import READS, WRITES, Fault, FaultProxy, Received
-from tests.support.images import busybox_context
+from tests.support.images import busybox_context, own_layers
 from tests.support.registry import LocalRegistry
 
 pytestmark = pytest.mark.integration
@@ -76,14 +76,24 @@ def proxy(registry):
         yield p
 
 
+WRITTEN_SALT = os.urandom(8).hex()   # the layers of written_cache's sample: this session's own
+
+
+def read_workspace(tmp: Path) -> Path:
+    """The sample whose cache written_cache writes: its readers build the same files, so the same key."""
+    return own_layers(sample_workspace(tmp / "ws"), WRITTEN_SALT)
+
+
 @pytest.fixture(scope="module")
 def written_cache(registry, tmp_path_factory) -> str:
     """A cache written for examples/multistage at faults/read (through no proxy); returns its key."""
     tmp = tmp_path_factory.mktemp("written")
     config = tmp / "docker-config"
     config.mkdir()
-    ws = sample_workspace(tmp / "ws")
-    clean_builder()   # a complete max-mode write needs a builder without lazily imported records (ENVIRONMENT 5b)
+    # A complete max-mode write needs layers of its own and a builder without lazily imported records
+    # (ENVIRONMENT 5b).
+    ws = read_workspace(tmp)
+    clean_builder()
     run = run_action(ws, "push", events.push("auto"), inputs_for(registry.host, "faults/read"),
                      extra_env={"DOCKER_CONFIG": str(config)})
     assert run.code == 0 and run.outputs["cache-write"] == "true", run.log
@@ -397,7 +407,7 @@ def test_fail_on_cache_error_the_error_says_what_failed_and_what_to_fix(strict_d
 
 def test_import_denied(proxy, docker_config, written_cache, tmp_path):
     proxy.set(Fault.answer(401, methods=READS, path_contains="/manifests/"))
-    ws = sample_workspace(tmp_path / "ws")
+    ws = read_workspace(tmp_path)
     run = run_action(ws, "pull_request", FORK_PR, inputs_for(proxy.host, "faults/read"))
     assert run.outputs["cache-key"] == written_cache
     assert_built_with_warning(run)
@@ -409,7 +419,7 @@ def test_import_denied(proxy, docker_config, written_cache, tmp_path):
 
 def test_each_read_warning_names_the_ref_that_failed(proxy, docker_config, written_cache, tmp_path):
     proxy.set(Fault.answer(401, methods=READS, path_contains="/manifests/"))
-    ws = sample_workspace(tmp_path / "ws")
+    ws = read_workspace(tmp_path)
     run = run_action(ws, "pull_request", FORK_PR, inputs_for(proxy.host, "faults/read"))
     assert run.code == 0, run.log
     warnings = [line for line in run.stdout.splitlines() if line.startswith("::warning::the cache could not be read")]
@@ -424,7 +434,7 @@ def test_each_read_warning_names_the_ref_that_failed(proxy, docker_config, writt
                          ids=["garbage-json", "unknown-media-type"])
 def test_corrupt_cache_manifest(proxy, docker_config, written_cache, tmp_path, fault):
     proxy.set(fault)
-    ws = sample_workspace(tmp_path / "ws")
+    ws = read_workspace(tmp_path)
     run = run_action(ws, "pull_request", FORK_PR, inputs_for(proxy.host, "faults/read"))
     assert run.outputs["cache-key"] == written_cache
     assert_built_with_warning(run, "::warning::the cache could not be read")

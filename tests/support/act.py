@@ -28,6 +28,7 @@ from typing import Any
 
 from tests.support import events
 from tests.support.action import sample_workspace
+from tests.support.images import own_layers
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "tests" / "e2e" / "workflows"
@@ -199,6 +200,7 @@ def workflow_repo(dest: Path, *, image: str | None, salt: str, action_yml: Path 
     app = sample_workspace(dest / "app")
     (app / ".gitignore").unlink(missing_ok=True)  # the busybox is part of this checkout
     (app / "src" / "e2e-salt.txt").write_text(salt + "\n")
+    own_layers(app, f"{salt} {dest.name}")   # not even the first layer shared with another test's image
     shutil.copytree(WORKFLOWS, dest / ".github" / "workflows")
     _git(dest, "init", "-q", "-b", "main")
     _git(dest, "remote", "add", "origin", ORIGIN)

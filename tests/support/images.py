@@ -64,3 +64,17 @@ def busybox_context(dest: Path) -> Path:
     shutil.copyfile(src, dest / "busybox")
     (dest / "busybox").chmod(0o755)
     return dest
+
+
+def own_layers(context: Path, salt: str) -> Path:
+    """Make every layer a build of ``context`` produces its own: bytes appended to its static busybox
+    (which still runs) change the first layer, and so every layer after it.
+
+    A test that needs a complete cold mode=max export needs this on Debian's BuildKit 0.13 (dockerd 26):
+    when a layer of the build is also held by another image or build record on this shared engine, that
+    BuildKit sometimes leaves it out of the exported cache, and regcache's write check then rightly reports
+    the cache as incomplete (cache-write: false). ENVIRONMENT.md 5b has the details.
+    """
+    with open(context / "busybox", "ab") as busybox:
+        busybox.write(f"\0regcache-{salt}\n".encode())
+    return context
