@@ -110,12 +110,8 @@ def build_and_push(variant: Variant, registry: LocalRegistry, tmp: Path) -> None
                          outputs=f"type=image,push=true,compression={variant.compression},force-compression=true,"
                                  "oci-mediatypes=true")
     digest = registry.manifest_digest("bench/action", variant.label)
-    manifest = registry.manifest("bench/action", variant.label)
+    manifest = registry.image_manifest("bench/action", variant.label)
     assert digest and manifest, f"{name} was not pushed"
-    for entry in manifest.get("manifests", []):  # an index: the image, not the attestations
-        if entry.get("platform", {}).get("os") == "linux":
-            manifest = registry.manifest("bench/action", entry["digest"])
-            break
     variant.ref = f"{registry.host}/bench/action@{digest}"
     variant.layers = len(manifest["layers"])
     variant.compressed = manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
@@ -126,11 +122,8 @@ def build_and_push(variant: Variant, registry: LocalRegistry, tmp: Path) -> None
 def diff_ids(registry: LocalRegistry, ref: str) -> set[str]:
     """The uncompressed layers (diffIDs) of a pushed image, from its config."""
     repository, digest = ref.split("/", 1)[1].split("@")
-    manifest = registry.manifest(repository, digest)
-    for entry in manifest.get("manifests", []):
-        if entry.get("platform", {}).get("os") == "linux":
-            manifest = registry.manifest(repository, entry["digest"])
-            break
+    manifest = registry.image_manifest(repository, digest)
+    assert manifest, f"{ref} is not in the registry"
     return set(json.loads(registry.blob(repository, manifest["config"]["digest"]))["rootfs"]["diff_ids"])
 
 

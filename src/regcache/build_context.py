@@ -391,31 +391,29 @@ class BuildContext:
             return [self._entry(b"", rel, st, copied, inodes)]
         entries = [Entry(b"", "dir", b"")]
         for below, child, dir_entry in self._walk(rel, self._dir_state(rel), git_skipped=copied.git_skipped):
-            # The usual case inline: a regular file (the listing says so) with one name. Opened first, then
-            # fstat: one path lookup, not two (system calls are most of the cost of a large context).
-            if dir_entry.is_file(follow_symlinks=False):
-                try:
-                    fd = os.open(dir_entry.path, _OPEN_FLAGS)
-                except OSError:
-                    fd = -1  # the general case below says why
-                if fd >= 0:
-                    try:
-                        st = os.fstat(fd)
-                        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
-                            if not child.isascii():
-                                self._check_utf8(child, copied)
-                            copied.files.append(child)
-                            entries.append(Entry(below, "file+x" if st.st_mode & stat.S_IXUSR else "file",
-                                                 _read_digest(fd, st.st_size)))
-                            continue
-                    finally:
-                        os.close(fd)
             try:
-                st = dir_entry.stat(follow_symlinks=False)
+                if dir_entry.is_file(follow_symlinks=False):  # from the listing: no system call
+                    entry = self._opened_entry(below, child, dir_entry.path, copied, inodes)
+                else:
+                    entry = self._entry(below, child, dir_entry.stat(follow_symlinks=False), copied, inodes,
+                                        dir_entry.path)
             except OSError:
                 continue  # gone since the listing
-            entries.append(self._entry(below, child, st, copied, inodes, dir_entry.path))
+            entries.append(entry)
         return entries
+
+    def _opened_entry(self, below: bytes, rel: bytes, path: bytes, copied: Copied,
+                      inodes: dict[tuple[int, int], bytes]) -> Entry:
+        """A file the listing says is regular: opened first, then fstat'ed, so one path lookup, not two
+        (system calls are most of the cost of a large context)."""
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except OSError:
+            return self._entry(below, rel, os.lstat(path), copied, inodes, path)  # _entry says why
+        try:
+            return self._entry(below, rel, os.fstat(fd), copied, inodes, path, fd)
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _check_utf8(rel: bytes, copied: Copied) -> None:
@@ -427,7 +425,8 @@ class BuildContext:
                 copied.not_utf8.append(rel)
 
     def _entry(self, below: bytes, rel: bytes, st: os.stat_result, copied: Copied,
-               inodes: dict[tuple[int, int], bytes], path: bytes = b"") -> Entry:
+               inodes: dict[tuple[int, int], bytes], path: bytes = b"", fd: int | None = None) -> Entry:
+        """One entry; `fd`: the file at `path`, already open (st is then its fstat)."""
         mode = st.st_mode
         if not rel.isascii():
             self._check_utf8(rel, copied)
@@ -453,7 +452,8 @@ class BuildContext:
             if first != rel:
                 return Entry(below, "hardlink", first)  # BuildKit copies a hard link as a hard link
         # COPY keeps modes, and git tracks only the executable bit: hash that one, not the umask's.
-        return Entry(below, "file+x" if mode & stat.S_IXUSR else "file", _digest(path, st.st_size))
+        digest = _digest(path, st.st_size) if fd is None else _read_digest(fd, st.st_size)
+        return Entry(below, "file+x" if mode & stat.S_IXUSR else "file", digest)
 
     def _why_missing(self, clean: str, fixed: str | None, left_context: bool, unsent: bool) -> str:
         """The end of a warning. "will fail" only where BuildKit always fails: the oracle tests hold it to that."""

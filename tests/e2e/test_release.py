@@ -54,18 +54,9 @@ def test_a_released_action_yml_pulls_the_pushed_image_by_digest_and_runs_it(e2e,
         assert run.marker("E2E-CHECKED") == ["auto"], run.log[-8000:]
         assert run.outputs["build-kind"] == "auto"
         assert reg.manifest("e2e/release-cache", run.outputs["cache-key"]) is not None
-        layers = _image_layers(reg, "e2e/regcache", digest)
+        layers = (reg.image_manifest("e2e/regcache", digest) or {}).get("layers", [])
         compression = "zstd" if "compression=zstd" in release_outputs() else "gzip"
         assert layers and all(layer["mediaType"].endswith(f"+{compression}") for layer in layers), layers
     finally:
         docker("rmi", pinned, check=False)
 
-
-def _image_layers(reg, repository: str, digest: str) -> list[dict]:
-    """The layers of the linux image a pull takes (an index's first non-attestation manifest)."""
-    manifest = reg.manifest(repository, digest)
-    for entry in manifest.get("manifests", []):
-        if entry.get("platform", {}).get("os") == "linux":
-            manifest = reg.manifest(repository, entry["digest"])
-            break
-    return manifest.get("layers", [])

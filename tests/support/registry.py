@@ -275,6 +275,15 @@ class LocalRegistry:
         r.raise_for_status()
         return r.json()
 
+    def image_manifest(self, repo: str, ref: str) -> dict | None:
+        """The manifest of the linux image a pull of ref takes: ref's own, or, for an index, its first linux
+        entry's (not an attestation's, whose platform is unknown/unknown)."""
+        manifest = self.manifest(repo, ref)
+        for entry in (manifest or {}).get("manifests", []):
+            if entry.get("platform", {}).get("os") == "linux":
+                return self.manifest(repo, entry["digest"])
+        return manifest
+
     def manifest_digest(self, repo: str, ref: str) -> str | None:
         r = self._session.head(
             f"{self.url}/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT}, timeout=HTTP_TIMEOUT
