@@ -174,7 +174,9 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
 
     registries = RegistryClients(s.registry_username, s.github_token)
     with log.group("Cache probe"):
-        import_refs = _probe(s, log, o, registries)
+        import_refs, read_from = _probe(s, log, o, registries)
+    # The record of the cache found is one small GET: it runs beside the build.
+    record_call = pool.submit(_read_record, registries, *read_from) if read_from else None
 
     with log.group("Builder"):
         builder = pending.result()
@@ -204,6 +206,10 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     with log.group("Build"):
         abandoned = _run_build(cli, log, o, argv, _relative(s.file, s.workspace), s.cache_timeout,
                                containerd_store)
+    read = None
+    if record_call is not None:
+        with log.group("What the cache saved"):
+            read = _report_record(s, log, o, builder.driver, record_call)
     o.result = "built"
     o.imageid = iidfile.read_text().strip() if iidfile.exists() else abandoned
     if metadata_file.exists():
@@ -218,6 +224,7 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
                 _check_write(log, o, registries, lambda: _export_again(cli, log, argv, o.cache_ref))
             if o.plan.write:
                 _publish(s, log, o, cli, registries)
+                _write_record(s, log, o, builder.driver, registries, read)
 
 
 def _no_write(plan: CachePlan, why: str) -> CachePlan:
@@ -236,9 +243,13 @@ def _login_all(s: Settings, log: Log | DeferredLog, plan: CachePlan, cli) -> boo
     """Log in to each registry the run talks to; True if the login to the cache's registry, which a write
     needs, was refused. No logout: the credential is in the run's own docker config, removed at the end
     (and by the post step)."""
-    if not s.github_token or not (plan.read or plan.write or s.image_repository):
+    hosts = [s.cache_registry] if plan.read or plan.write else []
+    if s.image_repository:
+        hosts.append(registry_host(s.image_repository))
+    if s.push:   # the token is the cache registry's credential: it pushes the tags that live there
+        hosts += [host for host in map(registry_host, s.tags) if host == s.cache_registry]
+    if not s.github_token or not hosts:
         return False
-    hosts = [s.cache_registry] + ([registry_host(s.image_repository)] if s.image_repository else [])
     refused = False
     for host in dict.fromkeys(hosts):
         try:
@@ -251,14 +262,15 @@ def _login_all(s: Settings, log: Log | DeferredLog, plan: CachePlan, cli) -> boo
     return refused
 
 
-def _probe(s: Settings, log: Log, o: Outcome, registries) -> list[str]:
+def _probe(s: Settings, log: Log, o: Outcome, registries) -> tuple[list[str], tuple[str, str] | None]:
+    """The refs to import, and the first one found with its manifest digest (None if none was)."""
     from regcache.cache_refs import read_refs
     from regcache.probe import miss_warning, probe
 
     if not o.plan.read:
         o.probe = "miss"
         log.info("cache reading is off: nothing to probe")
-        return []
+        return [], None
     refs = read_refs(s.cache_image, o.cache_key, o.fallback_prefix, o.kind.branch, s.auto_branches,
                      s.cache_from)
     p = probe(refs, registries)
@@ -272,7 +284,8 @@ def _probe(s: Settings, log: Log, o: Outcome, registries) -> list[str]:
     log.info(f"cache probe: {p.result}")
     if p.result == "miss" and not o.plan.write:
         log.warning(miss_warning(p, s.cache_image))
-    return list(p.import_refs)
+    first = (p.found[0], p.digests[0]) if p.found and p.digests[0] else None
+    return list(p.import_refs), first
 
 
 def _check_write(log: Log, o: Outcome, registries, export_again) -> None:
@@ -296,6 +309,7 @@ def _check_write(log: Log, o: Outcome, registries, export_again) -> None:
             return
         if check.complete:
             log.info(f"cache written: {check.written} layers for {check.expected} RUN/COPY/ADD steps")
+            o.cache_manifest = manifest
             return
         if attempt == 1:
             log.info(f"the cache written holds {check.written} layers for {check.expected} RUN/COPY/ADD steps: "
@@ -337,6 +351,89 @@ def _publish(s: Settings, log: Log, o: Outcome, cli, registries) -> None:
         push_key_image(cli, log, f"{s.image_repository}:{o.cache_key}", o.imageid if s.load else "")
 
 
+def _read_record(registries, ref: str, digest: str):
+    """The record of the cache at ref (manifest `digest`), None if it has none; errors are returned, not
+    raised, so that the build never waits on them."""
+    from regcache.cache_refs import split_ref
+    from regcache.provenance import RecordError, read_record
+    from regcache.registry import RegistryError
+
+    host, repository, _ = split_ref(ref)
+    try:
+        return read_record(registries(host), repository, digest)
+    except (RegistryError, RecordError) as e:
+        return e
+
+
+def _this_run(s: Settings, o: Outcome, driver: str):
+    from regcache.provenance import Run
+
+    return Run(kind=o.kind.kind, branch=o.kind.branch, commit=s.commit, run_url=s.run_url, builder=driver,
+               platforms=o.platforms, cache_key=o.cache_key, cache_version=s.cache_version,
+               build_seconds=o.seconds, steps=o.steps, bases=tuple(o.bases), cache_seconds=o.cache_seconds)
+
+
+def _report_record(s: Settings, log: Log, o: Outcome, driver: str, record_call: Future):
+    """Say who wrote the cache read and what it saved; warn with the likely cause when the build got less
+    from it than its record promises. Returns the record (None when there is none)."""
+    from regcache.provenance import Record, likely_causes, saved_seconds, shortfall, written_by
+
+    try:
+        record = record_call.result(timeout=30)
+    except TimeoutError:
+        record = None
+        log.info("the cache's record did not arrive in time")
+    if not isinstance(record, Record):
+        if record is None:
+            log.info("the cache read has no record (written before regcache kept records, or by another tool): "
+                     "who wrote it and what it saves are unknown")
+        else:
+            log.info(f"could not read the cache's record: {record}")
+        return None
+    now = time.time()
+    o.written_by, o.cache_age = written_by(record, now), max(0.0, now - record.written_at)
+    o.time_saved = saved_seconds(record, o.seconds)
+    run_url = f" ({record.run_url})" if record.run_url else ""
+    log.info(f"cache written by {o.written_by}{run_url}")
+    log.info(f"that build takes {record.cold_seconds:.1f}s without the cache (its executed steps and the work "
+             f"around them); this run {o.seconds:.1f}s: saved about {o.time_saved:.1f}s")
+    missed = shortfall(record, o.steps)
+    if o.cache_hit != "none" and not (missed and o.probe == "exact"):
+        if missed:   # read through a fallback ref: the key differs, so steps after what changed run again
+            log.info(f"{len(missed)} of the steps in that cache were built again (first: {missed[0]}): this run's "
+                     "key differs from the cache's")
+        return record
+    causes = likely_causes(record, _this_run(s, o, driver))
+    what = ("none of its steps" if o.cache_hit == "none" else
+            f"{len(missed)} of its steps were built again, first {missed[0]}")
+    why = ("; ".join(causes) if causes else
+           "nothing in the record differs from this run: a file or build arg the steps use changed, or the "
+           "cache lost layers")
+    log.warning(f"this run got less from the cache than its record promises ({what}; the cache was written by "
+                f"{o.written_by}). Likely cause: {why}")
+    return record
+
+
+def _write_record(s: Settings, log: Log, o: Outcome, driver: str, registries, read) -> None:
+    """Leave the record of the cache just written beside it (a failure is a warning: the cache is there)."""
+    from regcache.cache_refs import split_ref
+    from regcache.provenance import RecordError, new_record, write_record
+    from regcache.registry import RegistryError
+
+    host, repository, tag = split_ref(o.cache_ref)
+    client = registries(host)
+    try:
+        manifest = o.cache_manifest or client.get_manifest(repository, tag)
+        if manifest is None or not manifest.digest:
+            raise RegistryError(f"{o.cache_ref} has no manifest digest to describe")
+        record = new_record(_this_run(s, o, driver), read, time.time())
+        written = write_record(client, repository, record, manifest)
+        log.info(f"record written: {o.cache_ref.rpartition(':')[0]}:{written} (the build takes "
+                 f"{record.cold_seconds:.1f}s without the cache)")
+    except (RegistryError, RecordError) as e:
+        log.warning(f"could not write the cache's record beside {o.cache_ref}: {e}. The cache itself is written")
+
+
 def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cache_timeout: float,
                containerd_store: bool) -> str:
     """Run the build; return the image ID if its cache export had to be abandoned, else ""."""
@@ -369,6 +466,7 @@ def _run_build(cli, log: Log, o: Outcome, argv: list[str], dockerfile: str, cach
         o.plan = _no_write(o.plan, "the export timed out")
         code, abandoned = 0, progress.image_id(containerd_store)
     o.steps, o.cache_hit, o.slowest = progress.steps(), progress.cache_hit(), progress.slowest(5)
+    o.bases, o.cache_seconds = progress.bases(), progress.cache_transfer_seconds()
     for ref, error in progress.cache_import_errors():
         if not error.endswith(": not found"):
             log.warning(f"the cache could not be read from {ref}: {error}."

@@ -16,6 +16,7 @@ class Probe:
     tried: tuple[str, ...]
     errors: tuple[str, ...] = ()
     hanging: bool = False       # a registry took the connection and never answered
+    digests: tuple[str, ...] = ()  # the manifest digest of each ref found ("" when the registry gave none)
 
     @property
     def import_refs(self) -> tuple[str, ...]:
@@ -27,14 +28,16 @@ class Probe:
 
 
 def probe(refs: Sequence[str], client_for: Callable[[str], RegistryClient]) -> Probe:
-    found, errors, failed_hosts, hanging = [], [], set(), False
+    found, digests, errors, failed_hosts, hanging = [], [], [], set(), False
     for ref in refs:
         host, repository, tag = split_ref(ref)
         if host in failed_hosts:
             continue
         try:
-            if client_for(host).manifest_digest(repository, tag) is not None:
+            digest = client_for(host).manifest_digest(repository, tag)
+            if digest is not None:
                 found.append(ref)
+                digests.append(digest)
         except RegistryError as e:
             errors.append(f"{ref}: {e}")
             hanging = hanging or e.timeout
@@ -46,7 +49,7 @@ def probe(refs: Sequence[str], client_for: Callable[[str], RegistryClient]) -> P
         result = "fallback"
     else:
         result = "miss"
-    return Probe(result, tuple(found), tuple(refs), tuple(errors), hanging)
+    return Probe(result, tuple(found), tuple(refs), tuple(errors), hanging, tuple(digests))
 
 
 def miss_warning(p: Probe, cache_image: str) -> str:

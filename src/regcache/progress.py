@@ -305,6 +305,15 @@ class BuildProgress:
             merged = {k: (v if ran[k] else replace(v, cached=True)) for k, v in merged.items()}
         return list(merged.values())
 
+    def cache_transfer_seconds(self) -> float:
+        """Seconds the build spent importing and exporting cache (vertices may overlap: an upper bound)."""
+        return sum(v.duration or 0.0 for v in self._vertices.values()
+                   if _is_cache_import(v.name) or _is_cache_export(v.name))
+
+    def bases(self) -> list[str]:
+        """The FROM steps as BuildKit names them (the digest it resolved included), once each, in order."""
+        return list(dict.fromkeys(step.name for step in self._dockerfile_steps() if _is_from(step)))
+
     def cache_hit(self) -> str:
         """Return "full" if every step was cached, "partial" if some were, "none" otherwise.
 

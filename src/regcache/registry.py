@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 import requests
 
@@ -85,7 +86,7 @@ class RegistryClient:
 
     def _request(self, method: str, path: str, scope: str, headers: dict[str, str] | None = None,
                  data: bytes | None = None) -> requests.Response:
-        url = f"{self.base}{path}"
+        url = path if path.startswith(("http://", "https://")) else f"{self.base}{path}"
         headers = dict(headers or {})
         response = self._send(method, url, headers={**headers, **self._auth_header(scope)}, data=data)
         if response.status_code == 401 and "www-authenticate" in response.headers:
@@ -160,6 +161,19 @@ class RegistryClient:
                                  {"Content-Type": manifest.media_type}, data=manifest.body)
         _check(response, f"PUT {repository}:{tag}")
         return response.headers.get("Docker-Content-Digest", "")
+
+    def put_blob(self, repository: str, digest: str, data: bytes) -> None:
+        """Upload a small blob unless the repository has it (a monolithic upload: POST, then one PUT)."""
+        scope = _push(repository)
+        if self._request("HEAD", f"/v2/{repository}/blobs/{digest}", scope).status_code == 200:
+            return
+        started = self._request("POST", f"/v2/{repository}/blobs/uploads/", scope)
+        _check(started, f"POST {repository} blob upload")
+        location = urljoin(f"{self.base}/v2/{repository}/blobs/uploads/", started.headers.get("Location", ""))
+        separator = "&" if "?" in location else "?"
+        done = self._request("PUT", f"{location}{separator}digest={digest}", scope,
+                             {"Content-Type": "application/octet-stream"}, data=data)
+        _check(done, f"PUT {repository}@{digest}")
 
     def copy_tag(self, repository: str, source: str, tag: str) -> str:
         manifest = self.get_manifest(repository, source)

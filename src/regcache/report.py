@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from regcache.build_kind import BuildKind
 from regcache.cache_plan import CachePlan
 from regcache.log import Log
 from regcache.progress import Step
 from regcache.state import append
+
+if TYPE_CHECKING:
+    from regcache.registry import Manifest
 
 
 @dataclass
@@ -30,6 +34,12 @@ class Outcome:
     digest: str = ""
     seconds: float = 0.0
     failed: str = ""
+    bases: list[str] = field(default_factory=list)   # the FROM steps, as BuildKit named them
+    cache_seconds: float = 0.0    # of seconds, importing and exporting cache
+    written_by: str = ""          # who wrote the cache this run read (from its record), "" when unknown
+    cache_age: float | None = None
+    time_saved: float | None = None
+    cache_manifest: Manifest | None = None   # the cache written, as read back
 
     def outputs(self) -> dict[str, str]:
         cached = sum(1 for s in self.steps if s.cached)
@@ -46,6 +56,8 @@ class Outcome:
             "total-steps": str(len(self.steps)),
             "imageid": self.imageid,
             "digest": self.digest,
+            "cache-age": "" if self.cache_age is None else str(int(self.cache_age)),
+            "time-saved": "" if self.time_saved is None else f"{self.time_saved:.1f}",
         }
 
 
@@ -74,7 +86,7 @@ def summary_markdown(o: Outcome, warnings: list[str]) -> str:
         f"| Cache | read: `{out['cache-read']}`, write: `{out['cache-write']}`: {o.plan.reason} |",
         f"| Cache ref | `{o.cache_ref}` (probe: `{o.probe}`) |",
         f"| Builder | {o.builder_reason} |",
-        f"| Cache hit | `{o.cache_hit}`: {out['cached-steps']} of {out['total-steps']} steps cached |",
+        f"| Cache hit | `{o.cache_hit}`: {out['cached-steps']} of {out['total-steps']} steps cached{_worth(o)} |",
     ]
     if o.imageid:
         lines.append(f"| Image | `{o.imageid}` |")
@@ -87,6 +99,13 @@ def summary_markdown(o: Outcome, warnings: list[str]) -> str:
     if warnings:
         lines += ["", "Warnings:", ""] + [f"- {w}" for w in warnings]
     return "\n".join(lines) + "\n"
+
+
+def _worth(o: Outcome) -> str:
+    if not o.written_by:
+        return ""
+    saved = f"; saved about {o.time_saved:.1f}s" if o.time_saved is not None else ""
+    return f"; written by {o.written_by}{saved}"
 
 
 def write_summary(markdown: str, summary_file: str) -> None:

@@ -71,6 +71,8 @@ class Settings:
     output_file: str               # GITHUB_OUTPUT, "" when not set
     summary_file: str              # GITHUB_STEP_SUMMARY, "" when not set
     state_file: str = ""           # GITHUB_STATE (values for the post step), "" when not set
+    commit: str = ""               # GITHUB_SHA
+    run_url: str = ""              # the workflow run's page, "" outside GitHub Actions
 
     @property
     def cache_registry(self) -> str:
@@ -127,7 +129,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         output_file=env.get("GITHUB_OUTPUT", ""),
         summary_file=env.get("GITHUB_STEP_SUMMARY", ""),
         state_file=env.get("GITHUB_STATE", ""),
+        commit=env.get("GITHUB_SHA", ""),
+        run_url=_run_url(env),
     )
+
+
+def _run_url(env: Mapping[str, str]) -> str:
+    server, repository, run_id = (env.get(k, "") for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    if not (server and repository and run_id):
+        return ""
+    attempt = env.get("GITHUB_RUN_ATTEMPT", "")
+    return f"{server}/{repository}/actions/runs/{run_id}" + (f"/attempts/{attempt}" if attempt not in ("", "1") else "")
 
 
 def _show(value: str) -> str:

@@ -301,7 +301,8 @@ def _read_run(ghcr: Ghcr, auto_write: Observed, tmp_path: Path, event: str, payl
     # No client even asked for push.
     assert all(t.asked_actions <= {"pull"} for t in observed.tokens), observed.tokens
     assert all(t.status == 200 and t.user == user for t in observed.tokens), observed.tokens
-    written = [auto_write.run.outputs["cache-key"], fallback_tag(AUTO_SLUG)]
+    key = auto_write.run.outputs["cache-key"]
+    written = [key, fallback_tag(AUTO_SLUG), ghcr.registry.record_tag(CACHE_REPO, key)]
     assert sorted(ghcr.registry.tags(CACHE_REPO)) == sorted(written)
     return observed
 

@@ -304,3 +304,14 @@ class LocalRegistry:
         r = self._get(f"/v2/{repo}/blobs/{digest}")
         r.raise_for_status()
         return r.content
+
+    def delete_manifest(self, repo: str, digest: str) -> None:
+        """Delete a manifest by digest (the registry runs with deletion enabled), and so every tag on it."""
+        r = self._session.delete(f"{self.url}/v2/{repo}/manifests/{digest}", timeout=HTTP_TIMEOUT)
+        r.raise_for_status()
+
+    def record_tag(self, repo: str, ref: str) -> str:
+        """The tag of the record regcache leaves beside the cache at repo:ref (src/regcache/provenance.py)."""
+        digest = self.manifest_digest(repo, ref)
+        assert digest, f"no {repo}:{ref}"
+        return "record-" + digest.replace(":", "-")
