@@ -10,21 +10,22 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from regcache import __version__
-from regcache.inputs import INPUTS, env_name
+from regcache.inputs import INPUTS, Input, env_name
 
 # Inputs that take one item per line in a workflow: on the command line, the flag is repeated.
 MULTILINE = ("build-args", "labels", "tags", "platforms", "try-branches", "auto-branches")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m regcache",
-        description="Build a Docker image with buildx, reading and writing BuildKit's registry cache as "
-                    "the kind of build allows. Inside GitHub Actions the inputs come from INPUT_* variables; "
-                    "here from these flags (the same names and defaults as action.yml).",
-    )
+DESCRIPTION = ("Build a Docker image with buildx, reading and writing BuildKit's registry cache as the kind of "
+               "build allows. Inside GitHub Actions the inputs come from INPUT_* variables; here from these flags "
+               "(the same names and defaults as action.yml). `python -m regcache prune --help`: the prune action.")
+
+
+def parser(inputs: Sequence[Input] = INPUTS, prog: str = "python -m regcache",
+           description: str = DESCRIPTION) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--version", action="version", version=f"regcache {__version__}")
-    for spec in INPUTS:
+    for spec in inputs:
         if spec.secret:
             continue
         default = "computed" if spec.default is None else repr(spec.default.replace("\n", ","))
@@ -43,11 +44,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def apply_flags(argv: Sequence[str], env: Mapping[str, str]) -> dict[str, str]:
+def apply_flags(argv: Sequence[str], env: Mapping[str, str], inputs: Sequence[Input] = INPUTS,
+                prog: str = "python -m regcache", description: str = DESCRIPTION) -> dict[str, str]:
     """Parse flags and return the environment the rest of the program reads."""
-    args = vars(parser().parse_args(list(argv)))
+    args = vars(parser(inputs, prog, description).parse_args(list(argv)))
     result = dict(env)
-    for spec in INPUTS:
+    for spec in inputs:
         value = args.get(spec.name)
         if value is not None:
             # A repeated flag becomes the multiline form the input has in a workflow.

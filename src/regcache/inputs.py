@@ -53,6 +53,21 @@ INPUTS: tuple[Input, ...] = (
 
 BY_NAME = {i.name: i for i in INPUTS}
 
+# The prune action's inputs (prune/action.yml, `python -m regcache prune`).
+PRUNE_INPUTS: tuple[Input, ...] = (
+    Input("cache-image", None, "Repository that holds the cache [ghcr.io/<owner>/<repo>-cache, lowercased]."),
+    Input("keep-days", "14", "Keep every cache written fewer days ago than this."),
+    Input("keep-per-dockerfile", "3", "Keep this many newest cache keys per Dockerfile and platform."),
+    Input("image-repository", "", "Repository of the images built per cache key: pruned by the same rule."),
+    Input("dry-run", "false", "Print what would be deleted and delete nothing (true|false)."),
+    Input("packages-api", "auto", "How to delete: github (GitHub's Packages REST API), oci (the registry's "
+          "own API), or auto: github for ghcr.io, oci elsewhere."),
+    Input("registry-username", None, "User for the registry [the workflow's actor]."),
+    Input("github-token", "", "Token for the registry, and for GitHub's Packages API on ghcr.io.", secret=True),
+)
+
+PRUNE_BY_NAME = {i.name: i for i in PRUNE_INPUTS}
+
 
 def env_name(name: str) -> str:
     """The variable the runner sets for an input: hyphens are kept, only spaces become underscores."""

@@ -175,6 +175,32 @@ class RegistryClient:
                              {"Content-Type": "application/octet-stream"}, data=data)
         _check(done, f"PUT {repository}@{digest}")
 
+    def list_tags(self, repository: str, page_size: int = 1000) -> list[str]:
+        """Every tag of the repository, following the registry's pagination (Link: <...>; rel="next")."""
+        tags: list[str] = []
+        path: str | None = f"/v2/{repository}/tags/list?n={page_size}"
+        while path:
+            response = self._request("GET", path, _pull(repository))
+            if response.status_code == 404:
+                return tags
+            _check(response, f"GET {repository} tags")
+            try:
+                tags += response.json().get("tags") or []
+            except ValueError:
+                raise RegistryError(f"GET {repository} tags: the registry answered with no JSON") from None
+            following = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', response.headers.get("Link", ""))
+            path = urljoin(f"{self.base}/", following.group(1)) if following else None
+        return tags
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        """Delete a manifest (and so every tag on it). A manifest already gone is no error."""
+        response = self._request("DELETE", f"/v2/{repository}/manifests/{digest}", _delete(repository))
+        if response.status_code == 405:
+            raise RegistryError(f"DELETE {repository}@{digest}: HTTP 405: this registry does not allow deleting "
+                                "manifests (the Distribution registry: set storage.delete.enabled: true)", 405)
+        if response.status_code != 404:
+            _check(response, f"DELETE {repository}@{digest}")
+
     def copy_tag(self, repository: str, source: str, tag: str) -> str:
         manifest = self.get_manifest(repository, source)
         if manifest is None:
@@ -188,6 +214,10 @@ def _pull(repository: str) -> str:
 
 def _push(repository: str) -> str:
     return f"repository:{repository}:pull,push"
+
+
+def _delete(repository: str) -> str:
+    return f"repository:{repository}:delete"
 
 
 def _check(response: requests.Response, what: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from regcache.errors import InputError
 from regcache.event import Event, load_event
-from regcache.inputs import BY_NAME, env_name
+from regcache.inputs import BY_NAME, PRUNE_BY_NAME, Input, env_name
 
 TRUE = ("true", "True", "TRUE")
 FALSE = ("false", "False", "FALSE")
@@ -142,6 +142,57 @@ def _run_url(env: Mapping[str, str]) -> str:
     return f"{server}/{repository}/actions/runs/{run_id}" + (f"/attempts/{attempt}" if attempt not in ("", "1") else "")
 
 
+@dataclass(frozen=True)
+class PruneSettings:
+    cache_image: str
+    keep_days: float
+    keep_per_dockerfile: int
+    image_repository: str
+    dry_run: bool
+    packages_api: str              # github | oci
+    registry_username: str
+    github_token: str = field(repr=False)
+    github_api_url: str = "https://api.github.com"
+    output_file: str = ""
+    summary_file: str = ""
+
+
+PACKAGES_APIS = ("auto", "github", "oci")
+
+
+def load_prune_settings(env: Mapping[str, str]) -> PruneSettings:
+    raw = _Raw(env, PRUNE_BY_NAME)
+    cache_image = _cache_image(raw, env.get("GITHUB_REPOSITORY", ""))
+    api = _choice(raw, "packages-api", PACKAGES_APIS)
+    if api == "auto":
+        api = "github" if registry_host(cache_image) == "ghcr.io" else "oci"
+    return PruneSettings(
+        cache_image=cache_image,
+        keep_days=_number(raw, "keep-days", minimum=0, accepted="a number of days >= 0, e.g. 14"),
+        keep_per_dockerfile=int(_number(raw, "keep-per-dockerfile", minimum=0, integer=True,
+                                        accepted="a whole number >= 0, e.g. 3")),
+        image_repository=_repository(raw, "image-repository", ""),
+        dry_run=_bool(raw, "dry-run"),
+        packages_api=api,
+        registry_username=raw.get("registry-username", env.get("GITHUB_ACTOR", "")),
+        github_token=raw.get("github-token"),
+        github_api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+        output_file=env.get("GITHUB_OUTPUT", ""),
+        summary_file=env.get("GITHUB_STEP_SUMMARY", ""),
+    )
+
+
+def _number(raw: _Raw, name: str, *, minimum: float, accepted: str, integer: bool = False) -> float:
+    value = raw.get(name)
+    try:
+        number = float(int(value)) if integer else float(value)
+    except ValueError:
+        number = minimum - 1
+    if not minimum <= number < float("inf"):
+        raise InputError(name, f"{_show(value)} is not valid", accepted)
+    return number
+
+
 def _show(value: str) -> str:
     """A value quoted for an error message, cut short: a megabyte of input makes no readable error."""
     return repr(value) if len(value) <= 80 else f"{value[:60]!r}... ({len(value)} characters)"
@@ -150,13 +201,14 @@ def _show(value: str) -> str:
 class _Raw:
     """Input values as the runner passes them, with action.yml's defaults for the ones it did not."""
 
-    def __init__(self, env: Mapping[str, str]):
+    def __init__(self, env: Mapping[str, str], table: Mapping[str, Input] = BY_NAME):
         self._env = env
+        self._table = table
 
     def get(self, name: str, computed_default: str = "") -> str:
         value = self._env.get(env_name(name))
         if value is None or value.strip() == "":
-            default = BY_NAME[name].default
+            default = self._table[name].default
             value = computed_default if default is None else default
         return value.strip()
 

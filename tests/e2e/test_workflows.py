@@ -86,3 +86,23 @@ def test_a_bad_input_fails_the_step_and_a_failure_step_sees_it(e2e):
     assert "::error::input 'cache-mode'" in run.log and "fastest" in run.log
     assert "$ docker" not in run.log  # stopped before any docker command
     assert e2e.registry.tags("e2e/bad-cache") == []
+
+
+def test_the_weekly_prune_workflow_deletes_old_caches_and_keeps_the_newest(e2e):
+    """The README's scheduled example (tests/e2e/workflows/prune.yml) with `uses: ./prune`, run by act."""
+    import time
+
+    from tests.support.seed import Seeder, key
+
+    seed = Seeder(e2e.registry, "e2e/prune-cache")
+    for n in range(5):
+        seed.cache(key("ci", n), time.time() - (30 + n) * 86400)
+    seed.cache(key("ci", 99), time.time() - 86400)
+    repo = e2e.repo("prune")
+    run = e2e.act(repo, "workflow_dispatch", events.workflow_dispatch(), "prune.yml", cache_repo="e2e/prune-cache")
+    assert_ok(run)
+    # 6 keys: the 3 newest kept (among them the 1-day-old one); the 3 oldest go, each with its record.
+    assert run.outputs == {"deleted": "6", "would-delete": "6", "kept": "6", "freed-bytes": "3000"}, \
+        run.log[-8000:]
+    assert sorted(t for t in e2e.registry.tags("e2e/prune-cache") if not t.startswith("record-")) == sorted(
+        [key("ci", 99), key("ci", 0), key("ci", 1)])

@@ -197,6 +197,11 @@ def workflow_repo(dest: Path, *, image: str | None, salt: str, action_yml: Path 
     if image is not None:
         text = release_action.rewrite_runs_image(text, f"docker://{image}")
     (dest / "action.yml").write_text(text)
+    prune = (ROOT / "prune" / "action.yml").read_text()   # the prune action runs the same image
+    if image is not None:
+        prune = release_action.rewrite_runs_image(prune, f"docker://{image}")
+    (dest / "prune").mkdir()
+    (dest / "prune" / "action.yml").write_text(prune)
     app = sample_workspace(dest / "app")
     (app / ".gitignore").unlink(missing_ok=True)  # the busybox is part of this checkout
     (app / "src" / "e2e-salt.txt").write_text(salt + "\n")

@@ -79,10 +79,11 @@ def _pid_listens_on(pid: int, port: int) -> bool | None:
 
 class LocalRegistry:
     def __init__(self, root: Path, *, username: str | None = None, password: str | None = None,
-                 read_only: bool = False):
+                 read_only: bool = False, deletion: bool = True):
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
         self.read_only = read_only  # pulls work, every push is refused (as a token without write access)
+        self.deletion = deletion    # DELETE of a manifest allowed (Distribution's storage.delete.enabled)
         self.root = Path(root)
         self.username = username
         self.password = password
@@ -156,7 +157,7 @@ class LocalRegistry:
             "  filesystem:",
             f'    rootdirectory: "{self.data_dir}"',
             "  delete:",
-            "    enabled: true",
+            f"    enabled: {'true' if self.deletion else 'false'}",
             *(["  maintenance:", "    readonly:", "      enabled: true"] if self.read_only else []),
             "http:",
             f'  addr: "127.0.0.1:{port}"',

@@ -29,3 +29,16 @@ def test_runs_as_a_docker_action_with_a_post_step_that_always_runs():
                               "post-if": "always()"}
     dockerfile = (Path(__file__).parents[2] / "Dockerfile").read_text()
     assert "> /opt/regcache/post && chmod 755 /opt/regcache/post" in dockerfile
+
+
+PRUNE = yaml.safe_load((Path(__file__).parents[2] / "prune" / "action.yml").read_text())
+
+
+def test_the_prune_action_has_the_prune_inputs_and_runs_the_same_image():
+    from regcache.inputs import PRUNE_INPUTS
+
+    assert list(PRUNE["inputs"]) == [i.name for i in PRUNE_INPUTS]
+    for spec in PRUNE_INPUTS:
+        assert PRUNE["inputs"][spec.name].get("default") == GITHUB_DEFAULTS.get(spec.name, spec.default), spec.name
+    assert list(PRUNE["outputs"]) == ["deleted", "would-delete", "kept", "freed-bytes"]
+    assert PRUNE["runs"] == {"using": "docker", "image": "../Dockerfile", "args": ["prune"]}

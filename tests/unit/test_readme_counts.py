@@ -74,3 +74,11 @@ def test_the_fault_count_is_not_vacuous():
     assert runs["test_registry_answers_5xx"] == 4 and runs["test_export_denied"] == 2, runs
     # Concurrent writers are no broken registry, and give no warning: not one of them.
     assert "test_four_concurrent_writers_then_a_full_cache_hit" not in runs
+
+
+def test_the_readmes_prune_workflow_is_the_one_the_e2e_tier_runs():
+    workflow = (ROOT / "tests" / "e2e" / "workflows" / "prune.yml").read_text(encoding="utf-8")
+    local = "uses: ./prune # zizmor: ignore[self-repository] act runs this checkout's copy"
+    assert local in workflow
+    published = workflow.replace(local, "uses: owner/regcache/prune@v1")
+    assert f"```yaml\n{published}```" in README.read_text(encoding="utf-8")

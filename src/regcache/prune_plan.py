@@ -1,0 +1,98 @@
+"""Which caches no run will read again: the pruning rule, decided without a registry.
+
+A cache repository holds three kinds of tags that regcache writes, and pruning touches only those:
+- key tags, `<dockerfile slug>-<24 hex>`: one per cache key;
+- fallback refs, `<dockerfile slug>-<platforms>-<branch>`: moving tags that reads fall back to;
+- records, `record-<algorithm>-<hex>`: what a cache saved, beside the cache manifest with that digest.
+
+A cache (a manifest, with every tag on it) is deleted only when all of this holds: each of its tags is a
+key tag (so no fallback ref, and no tag regcache did not write, points at it); it was written at least
+`keep_days` ago, by a date that is known; and it is not among the `keep_per_dockerfile` newest keys of
+its Dockerfile slug and platform. A record goes with its cache, and so does a record whose cache is gone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+KEY_TAG_RE = re.compile(r"^(?P<slug>.+)-(?P<hash>[0-9a-f]{24})$")
+RECORD_TAG_RE = re.compile(r"^record-(?P<algorithm>[a-z0-9]+)-(?P<hex>[0-9a-f]{32,128})$")
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Version:
+    """One manifest in the repository with the tags that point at it."""
+
+    digest: str
+    tags: tuple[str, ...]
+    created: float | None = None          # seconds since the epoch, None when unknown
+    platforms: tuple[str, ...] = ()       # from the cache's record; () when unknown
+    size: int = 0                         # bytes the registry would free, as far as known
+
+
+@dataclass(frozen=True)
+class Decision:
+    version: Version
+    delete: bool
+    reason: str
+
+
+def record_subject(tag: str) -> str | None:
+    """The digest of the cache manifest a record tag describes, or None for any other tag."""
+    match = RECORD_TAG_RE.match(tag)
+    return f"{match['algorithm']}:{match['hex']}" if match else None
+
+
+def decide(versions: Sequence[Version], now: float, keep_days: float, keep_per_dockerfile: int) -> list[Decision]:
+    """A decision for every version, in the order given."""
+    caches = [v for v in versions if v.tags and not any(record_subject(t) for t in v.tags)]
+    decided: dict[str, Decision] = {}
+    groups: dict[tuple[str, tuple[str, ...]], list[Version]] = defaultdict(list)
+    for v in caches:
+        others = [t for t in v.tags if not KEY_TAG_RE.match(t)]
+        if others:
+            decided[v.digest] = Decision(v, False, f"kept: {others[0]} points at it (a fallback ref, or a tag "
+                                                   "regcache does not write)")
+        elif v.created is None:
+            decided[v.digest] = Decision(v, False, "kept: when it was written is unknown (no record)")
+        else:
+            slug = _slug(v.tags)
+            groups[(slug, v.platforms)].append(v)
+    for (slug, platforms), group in groups.items():
+        group.sort(key=lambda v: (v.created or 0.0, v.digest), reverse=True)
+        where = f"{slug} ({', '.join(platforms) or 'platform unknown'})"
+        for rank, v in enumerate(group):
+            age_days = (now - (v.created or now)) / DAY
+            if rank < keep_per_dockerfile:
+                decided[v.digest] = Decision(v, False, f"kept: one of the {keep_per_dockerfile} newest keys of {where}")
+            elif age_days < keep_days:
+                decided[v.digest] = Decision(v, False, f"kept: written {age_days:.1f} days ago (keep-days: "
+                                                       f"{keep_days:g})")
+            else:
+                decided[v.digest] = Decision(v, True, f"deleted: written {age_days:.1f} days ago, and "
+                                                      f"{rank} newer keys of {where}")
+    deleted = {digest for digest, d in decided.items() if d.delete}
+    remaining = {v.digest for v in caches} - deleted
+    out = []
+    for v in versions:
+        if v.digest in decided:
+            out.append(decided[v.digest])
+            continue
+        subjects = {record_subject(t) for t in v.tags} - {None}
+        if subjects and subjects & deleted:
+            out.append(Decision(v, True, "deleted: the record of a cache deleted now"))
+        elif subjects and not subjects & remaining:
+            out.append(Decision(v, True, "deleted: the record of a cache that is gone"))
+        else:
+            out.append(Decision(v, False, "kept: the record of a cache that is kept" if subjects else
+                                "kept: no tag on it"))
+    return out
+
+
+def _slug(tags: Sequence[str]) -> str:
+    match = KEY_TAG_RE.match(sorted(tags)[0])
+    return match["slug"] if match else ""
