@@ -177,7 +177,7 @@ def _enrich(client, path: str, v: Version, blobs: dict[str, dict[str, int]]) -> 
     if record is None:
         return v
     return replace(v, created=v.created if v.created is not None else record.written_at,
-                   platforms=tuple(record.platforms))
+                   platforms=tuple(record.platforms), key=record.cache_key)
 
 
 def _blob_sizes(body: bytes) -> dict[str, int]:

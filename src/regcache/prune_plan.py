@@ -6,7 +6,8 @@ A cache repository holds three kinds of tags that regcache writes, and pruning t
 - records, `record-<algorithm>-<hex>`: what a cache saved, beside the cache manifest with that digest.
 
 A cache (a manifest, with every tag on it) is deleted only when all of this holds: each of its tags is a
-key tag (so no fallback ref, and no tag regcache did not write, points at it); it was written at least
+key tag, the one its record names when it has one (so no fallback ref, and no tag regcache did not write,
+points at it); it was written at least
 `keep_days` ago, by a date that is known; and it is not among the `keep_per_dockerfile` newest keys of
 its Dockerfile slug and platform. A record goes with its cache, and so does a record whose cache is gone.
 """
@@ -31,7 +32,7 @@ class Version:
     tags: tuple[str, ...]
     created: float | None = None          # seconds since the epoch, None when unknown
     platforms: tuple[str, ...] = ()       # from the cache's record; () when unknown
-    size: int = 0                         # bytes the registry would free, as far as known
+    key: str = ""                         # the cache key its record names ("" when unknown)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def decide(versions: Sequence[Version], now: float, keep_days: float, keep_per_d
     decided: dict[str, Decision] = {}
     groups: dict[tuple[str, tuple[str, ...]], list[Version]] = defaultdict(list)
     for v in caches:
-        others = [t for t in v.tags if not KEY_TAG_RE.match(t)]
+        # A fallback ref whose branch ends in 24 hex digits looks like a key: the record tells them apart.
+        others = [t for t in v.tags if not KEY_TAG_RE.match(t) or (v.key and t != v.key)]
         if others:
             decided[v.digest] = Decision(v, False, f"kept: {others[0]} points at it (a fallback ref, or a tag "
                                                    "regcache does not write)")

@@ -62,3 +62,10 @@ def test_tags_regcache_does_not_write_and_orphan_records():
 def test_keep_zero_and_keep_days_zero_delete_every_dated_key():
     versions = [cache(n, days_ago=0.5) for n in range(3)]
     assert deleted(versions, keep_days=0, keep=0) == {key(0), key(1), key(2)}
+
+
+def test_a_fallback_ref_that_looks_like_a_key_is_told_apart_by_the_record():
+    branch_like_a_key = "ci-docker-linux-amd64-renovate-" + "ab" * 12
+    versions = [Version(digest(n), (key(n),), NOW - (100 + n) * DAY, AMD, key=key(n)) for n in range(4)]
+    versions[3] = Version(digest(3), (key(3), branch_like_a_key), NOW - 103 * DAY, AMD, key=key(3))
+    assert deleted(versions, keep=0) == {key(0), key(1), key(2)}

@@ -77,6 +77,8 @@ def test_the_fault_count_is_not_vacuous():
 
 
 def test_the_readmes_prune_workflow_is_the_one_the_e2e_tier_runs():
+    """README, "Pruning": the example is tests/e2e/workflows/prune.yml, with `uses: owner/regcache/prune@v1`
+    for the `./prune` that act runs."""
     workflow = (ROOT / "tests" / "e2e" / "workflows" / "prune.yml").read_text(encoding="utf-8")
     local = "uses: ./prune # zizmor: ignore[self-repository] act runs this checkout's copy"
     assert local in workflow
