@@ -352,17 +352,12 @@ def _publish(s: Settings, log: Log, o: Outcome, cli, registries) -> None:
 
 
 def _read_record(registries, ref: str, digest: str):
-    """The record of the cache at ref (manifest `digest`), None if it has none; errors are returned, not
-    raised, so that the build never waits on them."""
+    """The record of the cache at ref (manifest `digest`), None if it has none."""
     from regcache.cache_refs import split_ref
-    from regcache.provenance import RecordError, read_record
-    from regcache.registry import RegistryError
+    from regcache.provenance import read_record
 
     host, repository, _ = split_ref(ref)
-    try:
-        return read_record(registries(host), repository, digest)
-    except (RegistryError, RecordError) as e:
-        return e
+    return read_record(registries(host), repository, digest)
 
 
 def _this_run(s: Settings, o: Outcome, driver: str):
@@ -376,19 +371,20 @@ def _this_run(s: Settings, o: Outcome, driver: str):
 def _report_record(s: Settings, log: Log, o: Outcome, driver: str, record_call: Future):
     """Say who wrote the cache read and what it saved; warn with the likely cause when the build got less
     from it than its record promises. Returns the record (None when there is none)."""
-    from regcache.provenance import Record, likely_causes, saved_seconds, shortfall, written_by
+    from regcache.provenance import RecordError, likely_causes, saved_seconds, shortfall, written_by
+    from regcache.registry import RegistryError
 
     try:
         record = record_call.result(timeout=30)
     except TimeoutError:
-        record = None
         log.info("the cache's record did not arrive in time")
-    if not isinstance(record, Record):
-        if record is None:
-            log.info("the cache read has no record (written before regcache kept records, or by another tool): "
-                     "who wrote it and what it saves are unknown")
-        else:
-            log.info(f"could not read the cache's record: {record}")
+        return None
+    except (RegistryError, RecordError) as e:
+        log.info(f"could not read the cache's record: {e}")
+        return None
+    if record is None:
+        log.info("the cache read has no record (written before regcache kept records, or by another tool): "
+                 "who wrote it and what it saves are unknown")
         return None
     now = time.time()
     o.written_by, o.cache_age = written_by(record, now), max(0.0, now - record.written_at)

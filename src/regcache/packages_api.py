@@ -12,7 +12,6 @@ repository given the Admin role in the package's *Manage Actions access*.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -91,8 +90,7 @@ class PackagesAPI:
                                               _time(item.get("created_at"))))
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise PackagesError(f"GET {url}: not a list of package versions ({type(e).__name__})") from None
-            following = re.search(r'<([^>]+)>\s*;\s*rel="next"', response.headers.get("Link", ""))
-            url = following.group(1) if following else None
+            url = response.links.get("next", {}).get("url")
         return out
 
     def delete(self, version: PackageVersion) -> None:

@@ -36,6 +36,7 @@ TAG_PREFIX = "record-"
 MAX_STEPS = 400          # a record stays a few tens of kilobytes, far below any registry's manifest limit
 MAX_NAME = 300
 _DIGEST_RE = re.compile(r"^([a-z0-9]+):([a-f0-9]{32,128})$")
+_RECORD_TAG_RE = re.compile(rf"^{TAG_PREFIX}(?P<algorithm>[a-z0-9]+)-(?P<hex>[a-f0-9]{{32,128}})$")
 
 
 class RecordError(Exception):
@@ -123,6 +124,12 @@ def record_tag(cache_digest: str) -> str:
     if not match:
         raise RecordError(f"not a manifest digest: {cache_digest!r}")
     return f"{TAG_PREFIX}{match.group(1)}-{match.group(2)}"
+
+
+def record_subject(tag: str) -> str | None:
+    """The digest of the cache manifest a record tag describes (record_tag's inverse), None for other tags."""
+    match = _RECORD_TAG_RE.match(tag)
+    return f"{match['algorithm']}:{match['hex']}" if match else None
 
 
 def new_record(run: Run, read: Record | None, now: float) -> Record:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from regcache.errors import RegcacheError
 from regcache.log import Log
-from regcache.prune_plan import KEY_TAG_RE, Decision, Version, decide, record_subject
+from regcache.provenance import record_subject
+from regcache.prune_plan import KEY_TAG_RE, Decision, Version, decide
 
 if TYPE_CHECKING:
     from regcache.settings import PruneSettings
@@ -126,21 +127,22 @@ def _listing(s: PruneSettings, registries, repository: str, log: Log) -> Listing
 
 
 def _oci_listing(client, path: str) -> Listing:
+    """Each tag's manifest, read once: its digest groups the tags, its body gives the blobs."""
     from regcache.registry import RegistryError
 
     tags = client.list_tags(path)
+    listing = Listing([], delete=lambda v: client.delete_manifest(path, v.digest))
     by_digest: dict[str, list[str]] = {}
     with ThreadPoolExecutor(WORKERS) as pool:
-        for tag, digest in zip(tags, pool.map(lambda t: client.manifest_digest(path, t), tags), strict=True):
-            if digest:
-                by_digest.setdefault(digest, []).append(tag)
-
-    def delete(v: Version) -> None:
-        client.delete_manifest(path, v.digest)
-
-    if not all(by_digest):
-        raise RegistryError(f"{path}: the registry gave no digest for a tag (Docker-Content-Digest)")
-    return Listing([Version(d, tuple(sorted(t))) for d, t in by_digest.items()], delete=delete)
+        for tag, manifest in zip(tags, pool.map(lambda t: client.get_manifest(path, t), tags), strict=True):
+            if manifest is None:
+                continue   # deleted since the listing
+            if not manifest.digest:
+                raise RegistryError(f"{path}: the registry gave no digest for {tag} (Docker-Content-Digest)")
+            by_digest.setdefault(manifest.digest, []).append(tag)
+            listing.blobs[manifest.digest] = _blob_sizes(manifest.body)
+    listing.versions = [Version(d, tuple(sorted(t))) for d, t in by_digest.items()]
+    return listing
 
 
 def _github_listing(s: PruneSettings, path: str) -> Listing:
@@ -168,9 +170,10 @@ def _enrich(client, path: str, v: Version, blobs: dict[str, dict[str, int]]) -> 
     if not any(KEY_TAG_RE.match(t) for t in v.tags) or any(record_subject(t) for t in v.tags):
         return v
     try:
-        manifest = client.get_manifest(path, v.digest)
-        if manifest is not None:
-            blobs[v.digest] = _blob_sizes(manifest.body)
+        if v.digest not in blobs:   # the package API lists versions without their manifests
+            manifest = client.get_manifest(path, v.digest)
+            if manifest is not None:
+                blobs[v.digest] = _blob_sizes(manifest.body)
         record = read_record(client, path, v.digest)
     except (RegistryError, RecordError):
         return v

@@ -19,8 +19,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from regcache.provenance import record_subject
+
 KEY_TAG_RE = re.compile(r"^(?P<slug>.+)-(?P<hash>[0-9a-f]{24})$")
-RECORD_TAG_RE = re.compile(r"^record-(?P<algorithm>[a-z0-9]+)-(?P<hex>[0-9a-f]{32,128})$")
 DAY = 86400.0
 
 
@@ -40,12 +41,6 @@ class Decision:
     version: Version
     delete: bool
     reason: str
-
-
-def record_subject(tag: str) -> str | None:
-    """The digest of the cache manifest a record tag describes, or None for any other tag."""
-    match = RECORD_TAG_RE.match(tag)
-    return f"{match['algorithm']}:{match['hex']}" if match else None
 
 
 def decide(versions: Sequence[Version], now: float, keep_days: float, keep_per_dockerfile: int) -> list[Decision]:

@@ -188,8 +188,8 @@ class RegistryClient:
                 tags += response.json().get("tags") or []
             except ValueError:
                 raise RegistryError(f"GET {repository} tags: the registry answered with no JSON") from None
-            following = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', response.headers.get("Link", ""))
-            path = urljoin(f"{self.base}/", following.group(1)) if following else None
+            following = response.links.get("next", {}).get("url")
+            path = urljoin(f"{self.base}/", following) if following else None
         return tags
 
     def delete_manifest(self, repository: str, digest: str) -> None:
