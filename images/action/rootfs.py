@@ -8,8 +8,9 @@ and the post launcher in place); the final stage is `FROM scratch` with DEST cop
 Pulling an image costs per byte and per file (measured on Docker 28's classic store: 150 MB in one file
 pulls in 1.0 s, the same in 2,000 files in 1.8 s; bench/image), so pure-Python code goes into zip archives
 that Python imports from (zipimport), each module compiled once here:
-- /usr/lib/python3X.zip: the standard library, compiled, without sources (a traceback through it still
-  names file and line), less STDLIB_LEFT_OUT (never imported by a run); on the interpreter's default path.
+- /usr/lib/python3X.zip: the standard library, compiled without docstrings and asserts (as `python -OO`
+  would: 14 % fewer bytes) and without sources (a traceback through it still names file and line), less
+  STDLIB_LEFT_OUT (never imported by a run); on the interpreter's default path.
   Extension modules stay in lib-dynload, less DYNLOAD_LEFT_OUT.
 - site-packages/regcache-deps.zip (named by a .pth file): the dependencies that are pure Python, compiled,
   without sources (half the bytes; a traceback still names file and line). Packages with extension modules
@@ -52,6 +53,10 @@ STDLIB_LEFT_OUT = {
     "dbm", "sqlite3", "lib2to3", "distutils", "unittest", "wsgiref", "xmlrpc", "__phello__",
     "asyncio", "xml",  # only modules no run imports use them (actions_toolkit.io_utils, plistlib)
     "turtle.py", "pydoc.py", "doctest.py", "pdb.py", "tabnanny.py", "this.py", "antigravity.py",
+    # mail and FTP clients, archive and debugging tools, and the pure-Python twins of C modules that a
+    # run imports only when the C module is missing (_decimal, _datetime, _io are all there)
+    "mailbox.py", "imaplib.py", "smtplib.py", "poplib.py", "ftplib.py", "tarfile.py", "pickletools.py",
+    "optparse.py", "statistics.py", "_pydecimal.py", "_pydatetime.py", "_pyio.py",
 }
 # Extension modules for what is left out above, or that load libraries no run needs.
 DYNLOAD_LEFT_OUT = {"_sqlite3", "_curses", "_curses_panel", "readline", "_dbm", "_gdbm", "_tkinter",
@@ -96,24 +101,24 @@ def is_elf(path: Path) -> bool:
         return handle.read(4) == b"\x7fELF"
 
 
-def compiled(source: Path, shown_as: str) -> bytes:
+def compiled(source: Path, shown_as: str, optimize: int) -> bytes:
     """The module's bytecode as a .pyc, hash-based and unchecked (an image never changes), compiled with
     `shown_as` as its file name (what a traceback prints)."""
     with tempfile.NamedTemporaryFile(suffix=".pyc") as out:
-        py_compile.compile(str(source), cfile=out.name, dfile=shown_as, doraise=True,
+        py_compile.compile(str(source), cfile=out.name, dfile=shown_as, doraise=True, optimize=optimize,
                            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
         return Path(out.name).read_bytes()
 
 
-def write_zip(dest: Path, archive: Path, files: list[tuple[Path, str]], sources: bool) -> int:
+def write_zip(dest: Path, archive: Path, files: list[tuple[Path, str]], sources: bool, optimize: int = 0) -> int:
     """Zip (path, name in the archive) pairs into dest/archive: each module as name.pyc (zipimport's
-    layout), and its source beside it if `sources`; other files as they are. Stored, not deflated: the
-    image layer is compressed."""
+    layout, which takes it whatever the optimization level), and its source beside it if `sources`; other
+    files as they are. Stored, not deflated: the image layer is compressed."""
     (dest / archive.relative_to("/")).parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(dest / archive.relative_to("/"), "w", zipfile.ZIP_STORED) as zipped:
         for path, name in sorted(files, key=lambda pair: pair[1]):
             if path.suffix == ".py":
-                zipped.writestr(name[:-3] + ".pyc", compiled(path, f"{archive}/{name}"))
+                zipped.writestr(name[:-3] + ".pyc", compiled(path, f"{archive}/{name}", optimize))
                 if sources:
                     zipped.write(path, name)
             else:
@@ -174,7 +179,7 @@ def main(dest: Path) -> None:
             copy(path, dest)
             elves.append(path)
     counts = {
-        "standard library": write_zip(dest, STDLIB_ZIP, stdlib_files(), sources=False),
+        "standard library": write_zip(dest, STDLIB_ZIP, stdlib_files(), sources=False, optimize=2),
         "dependencies": write_zip(dest, DEPS_ZIP, deps(dest), sources=False),
         "regcache": write_zip(dest, SRC_ZIP, [(p, p.relative_to(SRC).as_posix()) for p in SRC.rglob("*.py")],
                               sources=True),
