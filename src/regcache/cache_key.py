@@ -130,16 +130,29 @@ def _capped(notes: list[str]) -> tuple[str, ...]:
     return tuple(unique)
 
 
-def compute_cache_key(
-    *,
-    workspace: Path,
-    context: Path,
-    dockerfile: Path,
-    target: str,
-    build_args: tuple[tuple[str, str], ...],
-    platforms: tuple[str, ...],
-    version: str,
-) -> CacheKey:
+@dataclass(frozen=True, eq=False)
+class ContextRead:
+    """What the Dockerfile copies from the context, read and hashed: everything the key needs but the
+    build settings. The slow part (every copied file is read), so a run does it beside its first docker
+    commands, before it knows the platforms."""
+
+    relpath: str  # the Dockerfile, relative to the workspace
+    digest: hashlib._Hash  # the key's hash so far: copy() it to go on
+    files: tuple[str, ...]
+    whole_context: bool
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...]
+    dockerignore: str
+
+
+def compute_cache_key(*, workspace: Path, context: Path, dockerfile: Path, target: str,
+                      build_args: tuple[tuple[str, str], ...], platforms: tuple[str, ...], version: str) -> CacheKey:
+    """read_context, then cache_key."""
+    return cache_key(read_context(workspace=workspace, context=context, dockerfile=dockerfile),
+                     target=target, build_args=build_args, platforms=platforms, version=version)
+
+
+def read_context(*, workspace: Path, context: Path, dockerfile: Path) -> ContextRead:
     """Relative `context` and `dockerfile` are taken from `workspace`, as the action inputs are.
 
     The context is resolved because buildx follows a symlinked context directory; the links inside
@@ -182,13 +195,6 @@ def compute_cache_key(
     copies, warnings = _copy(build_context, None if whole_context else sources, relpath)
     for copied in copies:
         _add(digest, copied)
-    _field(digest, "target", target)
-    for name, value in build_args:
-        _field(digest, "build-arg-name", name)
-        _field(digest, "build-arg-value", value)
-    for platform in platforms:
-        _field(digest, "platform", platform)
-    _field(digest, "version", version)
 
     for copied in copies:
         notes.extend(copied.notes)
@@ -197,16 +203,38 @@ def compute_cache_key(
         shown = ", ".join(path.decode("utf-8", "backslashreplace") for path in git[:3])
         notes.append(f"{shown}{' ...' if len(git) > 3 else ''}: BuildKit copies .git, the key leaves it out "
                      "(it changes on every checkout); add .git to .dockerignore to keep it out of the image too")
-    hexdigest = digest.hexdigest()
     files = {path for copied in copies for path in copied.files}
-    return CacheKey(
-        tag=f"{slug(relpath)}-{hexdigest[:24]}",
-        digest=hexdigest,
+    return ContextRead(
+        relpath=relpath,
+        digest=digest,
         files=tuple(path.decode("utf-8", "backslashreplace") for path in sorted(files)),
         whole_context=whole_context,
         warnings=tuple(warnings),
         notes=_capped(notes),
         dockerignore=ignore_name,
+    )
+
+
+def cache_key(read: ContextRead, *, target: str, build_args: tuple[tuple[str, str], ...],
+              platforms: tuple[str, ...], version: str) -> CacheKey:
+    """The key: what was read from the context, and the build settings (the platforms built for among them)."""
+    digest = read.digest.copy()
+    _field(digest, "target", target)
+    for name, value in build_args:
+        _field(digest, "build-arg-name", name)
+        _field(digest, "build-arg-value", value)
+    for platform in platforms:
+        _field(digest, "platform", platform)
+    _field(digest, "version", version)
+    hexdigest = digest.hexdigest()
+    return CacheKey(
+        tag=f"{slug(read.relpath)}-{hexdigest[:24]}",
+        digest=hexdigest,
+        files=read.files,
+        whole_context=read.whole_context,
+        warnings=read.warnings,
+        notes=read.notes,
+        dockerignore=read.dockerignore,
     )
 
 
