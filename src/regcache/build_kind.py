@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from regcache.event import Event
 
-KINDS = ("try", "auto", "pr", "other")
+Kind = Literal["try", "auto", "pr", "other"]
 
 
 @dataclass(frozen=True)
 class BuildKind:
-    kind: str          # one of KINDS
+    kind: Kind
     reason: str        # one sentence for the log and the summary
     fork: bool = False  # the code comes from another repository: never write, whatever the inputs say
     # The branch whose moving cache ref this run reads first (and updates, if it writes): the pushed
@@ -32,8 +32,7 @@ def classify(event: Event, try_branches: Sequence[str], auto_branches: Sequence[
         if not ref:
             raise event.error("a push event needs a ref: GITHUB_REF is not set and the payload has no 'ref'")
         if not ref.startswith("refs/heads/"):
-            what = f"ref {ref!r}" if ref else "no ref"
-            return BuildKind("other", f"push event with {what}, not a branch")
+            return BuildKind("other", f"push event with ref {ref!r}, not a branch")
         branch = ref.removeprefix("refs/heads/")
         if branch in try_branches:
             return BuildKind("try", f"push to try branch {branch!r}", branch=branch)

@@ -10,9 +10,10 @@ every RUN, COPY and ADD of the build must have its layer there, whether it ran o
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from regcache.log import Log
 from regcache.progress import Step
 from regcache.registry import Manifest
 
@@ -76,3 +77,39 @@ def layers_written(config: bytes) -> int:
 def check_write(steps: Sequence[Step], manifest: Manifest, read_blob) -> WriteCheck:
     """read_blob(digest) -> bytes of the blob in the cache's repository."""
     return WriteCheck(expected_layers(steps), layers_written(read_blob(cache_config_digest(manifest))))
+
+
+def read_back(log: Log, registries, cache_ref: str, steps: Sequence[Step],
+              export_again: Callable[[], bool]) -> tuple[Manifest | None, str]:
+    """Read the cache just written back: a write that misses layers is exported once more from what the
+    builder now holds (BuildKit 0.13 now and then drops a layer of a cold build), then reported, never
+    claimed complete. Returns the manifest when the write is complete, and why the run must not go on
+    to publish it ("" when it may: also when it could not be read back)."""
+    from regcache.cache_refs import split_ref
+    from regcache.registry import RegistryError
+
+    host, repository, tag = split_ref(cache_ref)
+    client = registries(host)
+    for attempt in (1, 2):
+        try:
+            manifest = client.get_manifest(repository, tag)
+            if manifest is None:
+                raise RegistryError(f"{cache_ref} is not in the registry after the export")
+            check = check_write(steps, manifest, lambda digest: client.get_blob(repository, digest))
+        except (RegistryError, CacheFormatError) as e:
+            log.warning(f"could not read back the cache written to {cache_ref}: {e}")
+            return None, ""
+        if check.complete:
+            log.info(f"cache written: {check.written} layers for {check.expected} RUN/COPY/ADD steps")
+            return manifest, ""
+        if attempt == 1:
+            log.info(f"the cache written holds {check.written} layers for {check.expected} RUN/COPY/ADD steps: "
+                     "exporting it again from the builder")
+            if not export_again():
+                break
+    log.warning(f"the cache written to {cache_ref} is incomplete: {check.written} layers for "
+                f"{check.expected} RUN/COPY/ADD steps. BuildKit reported steps as cached from local records "
+                "it could not export (a long-lived builder after interrupted builds or prunes). The "
+                "fallback ref was not moved. Restarting the builder (or dockerd) clears that state; "
+                "a builder made for the run (see the builder input) never has it")
+    return None, f"the export missed layers ({check.written} of {check.expected})"

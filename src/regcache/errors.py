@@ -7,6 +7,12 @@ class RegcacheError(Exception):
     """An error that stops the run with a clear message and no traceback."""
 
     exit_code = 1
+    file: str | None = None   # where in the user's files it is, for the error annotation
+    line: int | None = None
+
+    def report(self) -> str:
+        """The error line main() prints."""
+        return str(self)
 
 
 class InputError(RegcacheError):
@@ -55,3 +61,6 @@ class BuildError(RegcacheError):
         self.file = file
         self.line = line
         super().__init__(message)
+
+    def report(self) -> str:
+        return f"buildx failed with: {self}"

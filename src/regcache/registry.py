@@ -125,10 +125,6 @@ class RegistryClient:
             raise RegistryError(f"token endpoint {realm} answered without a token") from None
 
     # -- API --------------------------------------------------------------------------------------------
-    def ping(self) -> bool:
-        """True when the registry answers the v2 API (401 counts: it is there and wants credentials)."""
-        return self._send("GET", f"{self.base}/v2/").status_code in (200, 401)
-
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The digest a tag points at, or None when it does not exist."""
         response = self._request("HEAD", f"/v2/{repository}/manifests/{reference}", _pull(repository),

@@ -67,7 +67,6 @@ class Settings:
     reuse_image: bool
     workspace: Path
     event: Event
-    in_github_actions: bool
     output_file: str               # GITHUB_OUTPUT, "" when not set
     summary_file: str              # GITHUB_STEP_SUMMARY, "" when not set
     state_file: str = ""           # GITHUB_STATE (values for the post step), "" when not set
@@ -125,7 +124,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         reuse_image=_bool(raw, "reuse-image", default="true" if raw.get("image-repository") else "false"),
         workspace=workspace,
         event=event,
-        in_github_actions=env.get("GITHUB_ACTIONS") == "true",
         output_file=env.get("GITHUB_OUTPUT", ""),
         summary_file=env.get("GITHUB_STEP_SUMMARY", ""),
         state_file=env.get("GITHUB_STATE", ""),
