@@ -1,7 +1,7 @@
 """regcache benchmark (GitHub issue 6): what the registry cache and the action itself cost and save.
 
 Runs the action the way the runner does (``python -m regcache`` with INPUT_*/GITHUB_* variables, through
-tests/support/action.py) against a real registry on 127.0.0.1 (tests/support/registry.py, htpasswd auth
+harness/action.py) against a real registry on 127.0.0.1 (harness/registry.py, htpasswd auth
 like ghcr.io) and the engine's default builder, on the Dockerfiles under bench/samples/. Each measurement
 is repeated --runs times; compared measurements are taken side by side in the same run (their order
 alternating from run to run), and ratios are computed per run, then their median is reported.
@@ -36,10 +36,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from regcache.progress import BuildProgress, RawJsonStream  # noqa: E402
-from tests.support import events  # noqa: E402
-from tests.support.action import ActionRun, start_action  # noqa: E402
-from tests.support.registry import LocalRegistry  # noqa: E402
+from harness import events  # noqa: E402
+from harness.action import ActionRun, start_action  # noqa: E402
+from harness.registry import LocalRegistry  # noqa: E402
+from regcache.progress import BuildProgress  # noqa: E402
+from regcache.rawjson import RawJsonStream  # noqa: E402
 
 SAMPLES_DIR = ROOT / "bench" / "samples"
 RESULTS_DIR = ROOT / "bench" / "results"

@@ -8,7 +8,7 @@ Builders, measured side by side in one run (interleaved, so a noisy neighbour hi
   docker-container builder from the BuildKit image built here (scripts/buildkit-image.sh) per run
   (buildx 0.29.1 from . /var/lib/regcache-setup/docker28/env);
 - remote: a standalone buildkitd of the same release in its own network namespace, mutual TLS, a remote
-  buildx builder (tests/support/remote_buildkit.py), used through dockerd 26's client side.
+  buildx builder (harness/remote_buildkit.py), used through dockerd 26's client side.
 
 Each run: an auto run writes the cache cold (a fresh cache repository, a builder with no local cache), the
 image and the builder's cache are removed, then a fork pull request reads it (warm). Times are the action's
@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from tests.support import events  # noqa: E402
-from tests.support.action import run_action, sample_workspace  # noqa: E402
-from tests.support.registry import LocalRegistry  # noqa: E402
+from harness import events  # noqa: E402
+from harness.action import run_action, sample_workspace  # noqa: E402
+from harness.registry import LocalRegistry  # noqa: E402
 
 USER, PASSWORD = "bench", "bench-password-1c2d"
 ENGINE2_ENV = Path("/var/lib/regcache-setup/docker28/env")
@@ -96,7 +96,7 @@ def builders(stack: contextlib.ExitStack, tmp: Path, registry: LocalRegistry, wa
         env2 = engine2_env()
         made.append(Builder("docker28", env2, {"buildkit-image": BUILDKIT_IMAGE}, lambda: None))
     if "remote" in wanted:
-        from tests.support.remote_buildkit import RemoteBuildkit
+        from harness.remote_buildkit import RemoteBuildkit
 
         bk = RemoteBuildkit(forward_ports=[registry.port]).start()
         stack.callback(bk.stop)

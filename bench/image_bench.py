@@ -39,10 +39,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from tests.support import events  # noqa: E402
-from tests.support.act import RELEASE_BUILDER, build_released_image, release_outputs  # noqa: E402
-from tests.support.action import parse_outputs, sample_workspace  # noqa: E402
-from tests.support.registry import LocalRegistry  # noqa: E402
+from harness import events  # noqa: E402
+from harness.act import RELEASE_BUILDER, build_released_image, release_outputs  # noqa: E402
+from harness.action import parse_outputs, sample_workspace  # noqa: E402
+from harness.registry import LocalRegistry  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
 BASE = "bcf1ad6"  # the last commit before the action image was slimmed (issue 11)

@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from tests.support import events  # noqa: E402
-from tests.support.action import run_action, sample_workspace  # noqa: E402
-from tests.support.registry import LocalRegistry  # noqa: E402
+from harness import events  # noqa: E402
+from harness.action import run_action, sample_workspace  # noqa: E402
+from harness.registry import LocalRegistry  # noqa: E402
 
 USER, PASSWORD = "demo", "demo-password-0000"
 

@@ -9,8 +9,8 @@ what runs is exactly what was built and pushed. Only the `image:` line of the to
 changes; every other byte of the file (comments, quoting, line endings) stays as it was.
 
 A tag before the digest is kept (`ghcr.io/owner/regcache:v1.2.3@sha256:...`): docker pulls by the digest
-and the tag tells a reader which release it is. Standard library only: the release workflow runs it with
-the runner's python3.
+and the tag tells a reader which release it is. Standard library only (and regcache's image_ref, for the
+reference grammar): the release workflow runs it with the runner's python3.
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
 # A lowercase repository (optional registry host), an optional tag, and a sha256 digest.
-_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-_HOST = rf"(?:localhost(?::[0-9]+)?|{_LABEL}(?:\.{_LABEL})+(?::[0-9]+)?|{_LABEL}:[0-9]+)"
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
-PINNED_REF_RE = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::{_TAG})?@sha256:[0-9a-f]{{64}}$")
+from regcache.image_ref import PINNED_RE as PINNED_REF_RE  # noqa: E402
 
 _TOP_KEY_RE = re.compile(r"^[^\s#]")                  # a line that starts a new top-level entry
 _RUNS_RE = re.compile(r"^runs:[ \t]*(?:#[^\r\n]*)?\r?\n?$")

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import action
+from harness import action
+from harness.registry import LocalRegistry
 from tests.support.leftovers import NOTHING, leftovers, new_since
-from tests.support.registry import LocalRegistry
 
 USER, PASSWORD = "ci-bot", "registry-password-7f3a"
 

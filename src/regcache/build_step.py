@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from regcache import advice
 from regcache.errors import BuildError
+from regcache.image_ref import registry_host
 from regcache.log import Log
-from regcache.progress import BuildProgress, RawJsonStream, Step, dockerfile_error_location
-from regcache.settings import registry_host
+from regcache.progress import BuildProgress, Step, dockerfile_error_location
+from regcache.rawjson import RawJsonStream
 
 
 @dataclass(frozen=True)

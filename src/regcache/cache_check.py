@@ -85,7 +85,7 @@ def read_back(log: Log, registries, cache_ref: str, steps: Sequence[Step],
     builder now holds (BuildKit 0.13 now and then drops a layer of a cold build), then reported, never
     claimed complete. Returns the manifest when the write is complete, and why the run must not go on
     to publish it ("" when it may: also when it could not be read back)."""
-    from regcache.cache_refs import split_ref
+    from regcache.image_ref import split_ref
     from regcache.registry import RegistryError
 
     host, repository, tag = split_ref(cache_ref)

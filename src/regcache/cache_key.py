@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from regcache.build_context import BuildContext, ContextError, Copied
 from regcache.dockerfile import ContextSource, context_sources
 from regcache.errors import InputError
+from regcache.image_ref import tag_slug
 from regcache.patterns import BadPattern, Unsupported, go_clean, read_ignore_file
 
 # Bumped whenever the hashing below changes, so old tags can never be mistaken for new ones.
@@ -239,9 +239,9 @@ def cache_key(read: ContextRead, *, target: str, build_args: tuple[tuple[str, st
 
 
 def slug(dockerfile_relpath: str) -> str:
-    """A readable tag prefix, so the registry lists which image a cache belongs to."""
+    """A readable tag prefix, so the registry lists which image a cache belongs to: the Dockerfile's path
+    (its directory when the file is just "Dockerfile")."""
     parts = dockerfile_relpath.replace("\\", "/").split("/")
     if parts[-1].lower() == "dockerfile":
         parts = parts[:-1]
-    text = re.sub(r"[^a-z0-9_.]+", "-", "/".join(parts).lower()).strip("-._")
-    return text[:100].rstrip("-._") or "dockerfile"
+    return tag_slug("/".join(parts), "dockerfile", 100)

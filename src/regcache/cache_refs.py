@@ -7,23 +7,14 @@ as a moving per-branch ref, and reads fall back to those refs when the exact one
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
-from regcache.settings import registry_host
-
-MAX_TAG = 128
-
-
-def branch_slug(branch: str) -> str:
-    slug = re.sub(r"[^a-z0-9_.]+", "-", branch.lower()).strip("-._")
-    return slug or "branch"
+from regcache.image_ref import MAX_TAG, tag_slug
 
 
 def branch_tag(dockerfile_slug: str, branch: str) -> str:
     """`<dockerfile slug>-<branch slug>`, always a valid tag: the branch part is cut to fit 128 characters."""
-    room = MAX_TAG - len(dockerfile_slug) - 1
-    return f"{dockerfile_slug}-{branch_slug(branch)[:room].rstrip('-._') or 'branch'}"
+    return f"{dockerfile_slug}-{tag_slug(branch, 'branch', MAX_TAG - len(dockerfile_slug) - 1)}"
 
 
 def read_refs(cache_image: str, key: str, dockerfile_slug: str, own_branch: str, auto_branches: Sequence[str],
@@ -34,13 +25,3 @@ def read_refs(cache_image: str, key: str, dockerfile_slug: str, own_branch: str,
         refs.append(f"{cache_image}:{branch_tag(dockerfile_slug, branch)}")
     refs += list(extra)
     return list(dict.fromkeys(refs))
-
-
-def split_ref(ref: str) -> tuple[str, str, str]:
-    """(registry API host, repository path, tag) of an image reference with a tag."""
-    name, _, tag = ref.rpartition(":")
-    host = registry_host(name)
-    path = name.removeprefix(f"{host}/")
-    if host == "docker.io":
-        return "registry-1.docker.io", path if "/" in path else f"library/{path}", tag
-    return host, path, tag

@@ -19,10 +19,11 @@ from regcache import advice
 from regcache.build_kind import classify
 from regcache.cache_plan import CachePlan, plan_cache
 from regcache.errors import CommandFailed, RegcacheError
+from regcache.image_ref import registry_host
 from regcache.inputs import env_name
 from regcache.log import DeferredLog, Log
 from regcache.report import Outcome, summary_markdown, write_outputs, write_summary
-from regcache.settings import Settings, load_settings, registry_host
+from regcache.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from regcache.cache_key import ContextRead

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from regcache.cache_refs import split_ref
+from regcache.image_ref import split_ref
 from regcache.registry import RegistryClient, RegistryError
 
 

@@ -1,11 +1,6 @@
-"""Read `docker buildx build --progress=rawjson` output and summarise the build.
+"""A build, modelled from its rawjson progress events (rawjson.RawJsonStream decodes them from buildx's
+stderr: a dict per SolveStatus, a str per text line).
 
-buildx writes BuildKit SolveStatus objects as JSON to stderr. buildx 0.13 pretty-prints each object over
-many lines (the closing brace alone on its line, at column 0); buildx 0.15+ writes one object per line.
-Plain text lines can follow or sit between the objects: the Dockerfile excerpt of a failed step
-(``Dockerfile:10`` / ``----`` / ``>>> RUN ...``), ``ERROR: failed to solve: ...``, warnings.
-
-RawJsonStream turns arbitrary text chunks into events: a dict per SolveStatus, a str per text line.
 BuildProgress merges the SolveStatus events into per-vertex state, returns readable log lines, and answers
 what the build did: the Dockerfile steps, the cache hit, the cache import/export errors, the failed step.
 
@@ -16,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -64,115 +58,6 @@ def parse_timestamp(value: object) -> float | None:
         return None
 
 
-class RawJsonStream:
-    """Incremental decoder: feed() text chunks (any split, even mid-object), get back events.
-
-    An event is a dict (one decoded SolveStatus object) or a str (one plain text line, without its line
-    break). Lines that hold only whitespace are dropped. Input is handled line by line: a line that starts
-    with ``{`` opens an object and is decoded at once with ``raw_decode`` (one object per line, buildx
-    0.15+); if it does not decode yet, the following indented lines are collected and decoding is tried
-    again at a line starting with ``}`` (the closing brace of a pretty-printed object, buildx 0.13). A line
-    at column 0 that cannot belong to the object ends the attempt: the collected lines become text. Each
-    object is decoded about twice at most, so the cost is linear in the stream however it is chunked.
-    """
-
-    def __init__(self) -> None:
-        self._decoder = json.JSONDecoder()
-        self._partial: list[str] = []  # pieces of the current line, not yet ended by "\n"
-        self._pending: list[str] = []  # lines of an object that has not decoded yet
-
-    def feed(self, text: str) -> list[dict | str]:
-        events: list[dict | str] = []
-        if not text:
-            return events
-        lines = text.split("\n")
-        if len(lines) == 1:
-            self._partial.append(text)
-            return events
-        self._partial.append(lines[0])
-        lines[0] = "".join(self._partial)
-        self._partial = [lines[-1]] if lines[-1] else []
-        del lines[-1]
-        for line in lines:
-            # Fast path: an indented line inside a pretty-printed object.
-            if self._pending and line[:1] in _INSIDE_OBJECT:
-                self._pending.append(line)
-            else:
-                self._line(line, events)
-        return events
-
-    def close(self) -> list[dict | str]:
-        """Flush what is left: a trailing line without a line break, an object that never completed."""
-        events: list[dict | str] = []
-        if self._partial:
-            last = "".join(self._partial)
-            self._partial = []
-            self._line(last, events)
-        if self._pending:
-            self._flush_pending(events)
-        return events
-
-    # -- internals --------------------------------------------------------------------------------------
-
-    def _line(self, line: str, events: list[dict | str]) -> None:
-        if self._pending:
-            first = line[:1]
-            if first in _INSIDE_OBJECT:
-                self._pending.append(line)
-                return
-            if first == "}":
-                self._pending.append(line)
-                self._try_decode(events)
-                return
-            # A line at column 0 that is no part of a pretty-printed object: the object was not JSON.
-            self._flush_pending(events)
-        if line.startswith("{"):
-            self._pending.append(line)
-            if line.rstrip() != "{":
-                self._try_decode(events)
-            return
-        line = line.rstrip("\r")
-        if line.strip():
-            events.append(line)
-
-    def _try_decode(self, events: list[dict | str]) -> None:
-        buf = "\n".join(self._pending)
-        try:
-            obj, end = self._decoder.raw_decode(buf)
-        except json.JSONDecodeError as exc:
-            if exc.pos >= len(buf.rstrip()) or exc.msg.startswith("Unterminated string"):
-                return  # incomplete: wait for more lines
-            # Invalid: the first line is text; the others are looked at again on their own.
-            pending, self._pending = self._pending, []
-            events.append(pending[0].rstrip("\r"))
-            for line in pending[1:]:
-                self._line(line, events)
-            return
-        self._pending = []
-        self._decoded(obj, buf, end, events)
-
-    def _decoded(self, obj: object, buf: str, end: int, events: list[dict | str]) -> None:
-        events.append(obj if isinstance(obj, dict) else buf[:end])
-        rest = buf[end:]
-        if rest.strip():
-            # Something after the object (another object on the same line, or text): look at it again.
-            for line in rest.lstrip(" \t").split("\n"):
-                self._line(line, events)
-
-    def _flush_pending(self, events: list[dict | str]) -> None:
-        """The collected lines did not make an object so far: decode what does, the rest is text."""
-        pending, self._pending = self._pending, []
-        buf = "\n".join(pending)
-        try:
-            obj, end = self._decoder.raw_decode(buf)
-        except json.JSONDecodeError:
-            events.extend(line.rstrip("\r") for line in pending if line.strip())
-            return
-        self._decoded(obj, buf, end, events)
-
-
-# First characters of the lines inside a pretty-printed object (and of blank lines).
-_INSIDE_OBJECT = frozenset(["", " ", "\t", "\r", "]"])
 
 
 @dataclass(frozen=True)
@@ -196,7 +81,6 @@ class _Vertex:
     digest: str
     number: int = 0  # buildx-style "#n", given when the vertex first shows in the log (0: not yet)
     name: str = ""
-    inputs: list[str] = field(default_factory=list)
     cached: bool = False
     error: str | None = None
     started: float | None = None  # start of the current run of the vertex
@@ -230,6 +114,7 @@ class BuildProgress:
 
     def __init__(self) -> None:
         self._vertices: dict[str, _Vertex] = {}
+        self._steps: list[Step] | None = None   # steps(), until the next update
         self._warnings: list[str] = []
         self._text: list[str] = []
         self._numbered = 0
@@ -251,6 +136,7 @@ class BuildProgress:
             return [event]
         if not isinstance(event, dict):
             return []
+        self._steps = None
         out: list[str] = []
         just_completed: dict[str, _Vertex] = {}
         for raw in _list(event.get("vertexes")):
@@ -288,6 +174,11 @@ class BuildProgress:
         are merged. A step that never ran, in a build where some step ran and none failed, was not needed
         because a later step came from the cache: it counts as cached.
         """
+        if self._steps is None:
+            self._steps = self._merged_steps()
+        return list(self._steps)
+
+    def _merged_steps(self) -> list[Step]:
         merged: dict[tuple, Step] = {}
         ran: dict[tuple, bool] = {}
         for step in self._dockerfile_steps():
@@ -408,8 +299,6 @@ class BuildProgress:
         vertex = self._vertex(raw["digest"])
         if isinstance(raw.get("name"), str) and raw["name"]:
             vertex.name = raw["name"]
-        if isinstance(raw.get("inputs"), list) and raw["inputs"]:
-            vertex.inputs = [i for i in raw["inputs"] if isinstance(i, str)]
         if raw.get("cached") is True:
             vertex.cached = True
         new_error = False

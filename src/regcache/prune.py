@@ -105,7 +105,7 @@ def prune(s: PruneSettings, log: Log) -> int:
 
 def _listing(s: PruneSettings, registries, repository: str, log: Log) -> Listing:
     """Every manifest of the repository with its tags, date, platforms and blobs."""
-    from regcache.cache_refs import split_ref
+    from regcache.image_ref import split_ref
     from regcache.registry import RegistryError
 
     host, path, _ = split_ref(f"{repository}:x")

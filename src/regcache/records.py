@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future
 
-from regcache.cache_refs import split_ref
+from regcache.image_ref import split_ref
 from regcache.log import Log
 from regcache.provenance import (
     RecordError,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from regcache.cache_refs import branch_tag, split_ref
+from regcache.cache_refs import branch_tag
 from regcache.docker_cli import DockerCLI
 from regcache.errors import CommandFailed
+from regcache.image_ref import split_ref
 from regcache.log import Log
 from regcache.platforms import normalize
 from regcache.registry import RegistryClients, RegistryError

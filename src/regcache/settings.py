@@ -13,6 +13,7 @@ from pathlib import Path
 
 from regcache.errors import InputError
 from regcache.event import Event, load_event
+from regcache.image_ref import IMAGE_RE, REPOSITORY_RE, TAG_RE, TAGGED_RE, registry_host
 from regcache.inputs import BY_NAME, PRUNE_BY_NAME, Input, env_name
 
 TRUE = ("true", "True", "TRUE")
@@ -22,16 +23,6 @@ COMPRESSIONS = ("zstd", "gzip", "estargz", "uncompressed")
 PR_CACHE = ("read", "off")
 OTHER_CACHE = ("read", "read-write", "off")
 
-# The distribution reference grammar, for a repository without tag or digest (lowercase only).
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-# A first component is a registry host only with a dot, a port, or as localhost (as docker decides).
-_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-_HOST = rf"(?:localhost(?::[0-9]+)?|{_LABEL}(?:\.{_LABEL})+(?::[0-9]+)?|{_LABEL}:[0-9]+)"
-REPOSITORY_RE = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-IMAGE_RE = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
-                      r"(?:@sha256:[0-9a-f]{64})?$")
-TAGGED_RE = re.compile(rf"^(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}}$")
 PLATFORM_RE = re.compile(r"^[a-z0-9_]+(?:/[a-z0-9_.-]+){1,2}$")
 ARG_NAME_RE = re.compile(r"^[^\s=]+$")
 
@@ -76,14 +67,6 @@ class Settings:
     @property
     def cache_registry(self) -> str:
         return registry_host(self.cache_image)
-
-
-def registry_host(repository: str) -> str:
-    """The registry a repository lives on, as docker login names it (Docker Hub when there is no host)."""
-    first, sep, _ = repository.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
+from harness import act as act_support
+from harness.registry import LocalRegistry
 from tests.conftest import BUILDKIT_IMAGE, PASSWORD, USER, missing
-from tests.support import act as act_support
-from tests.support.registry import LocalRegistry
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300, **kw: Any) -> subprocess.CompletedProcess:
@@ -38,7 +38,7 @@ def engine(engine) -> None:
 @pytest.fixture(scope="session")
 def runner_image(engine, tmp_path_factory) -> str:
     """The job container's image: debian:trixie-slim (scripts/base-image.sh makes it without Docker Hub)
-    with a /var/run that act can copy into on dockerd 28 (tests/support/act.py)."""
+    with a /var/run that act can copy into on dockerd 28 (harness/act.py)."""
     if not act_support.image_exists(act_support.BASE_IMAGE):
         made = subprocess.run(["bash", str(act_support.ROOT / "scripts" / "base-image.sh")], capture_output=True,
                               text=True, timeout=900)

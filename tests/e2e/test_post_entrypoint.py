@@ -11,8 +11,8 @@ import uuid
 import pytest
 import yaml
 
+from harness.act import ROOT
 from tests.e2e.conftest import docker
-from tests.support.act import ROOT
 
 pytestmark = pytest.mark.e2e
 

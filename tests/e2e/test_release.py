@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
+from harness import events
+from harness.act import ROOT, build_released_image, release_outputs
 from tests.conftest import BUILDKIT_IMAGE, missing
 from tests.e2e.conftest import PASSWORD, USER, docker
-from tests.support import events
-from tests.support.act import ROOT, build_released_image, release_outputs
 
 pytestmark = pytest.mark.e2e
 

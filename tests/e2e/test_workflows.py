@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness import events
 from tests.e2e.conftest import docker
-from tests.support import events
 
 pytestmark = pytest.mark.e2e
 

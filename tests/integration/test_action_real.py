@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from harness import events
+from harness.action import run_action, sample_workspace
+from harness.images import own_layers
+from harness.registry import LocalRegistry, free_port
 from tests.integration.conftest import PASSWORD, USER
-from tests.support import events
-from tests.support.action import run_action, sample_workspace
-from tests.support.images import own_layers
-from tests.support.registry import LocalRegistry, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -32,8 +32,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from harness.images import busybox_context
 from regcache.cache_key import CacheKey, compute_cache_key
-from tests.support.images import busybox_context
 
 pytestmark = pytest.mark.integration
 

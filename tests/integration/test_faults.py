@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness import events
+from harness.action import ActionRun, run_action, sample_workspace, start_action
+from harness.images import busybox_context, own_layers
+from harness.registry import LocalRegistry
 from tests.integration.conftest import PASSWORD, USER
 from tests.integration.test_action_real import clean_builder
-from tests.support import events
-from tests.support.action import ActionRun, run_action, sample_workspace, start_action
 from tests.support.faultproxy import READS, WRITES, Fault, FaultProxy, Received
-from tests.support.images import busybox_context, own_layers
-from tests.support.registry import LocalRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import events
+from harness.action import run_action, sample_workspace, start_action
 from tests.conftest import BUILDKIT_IMAGE
 from tests.integration.test_action_real import FORK_PR, clean_builder, credentials_left, docker, inputs_for
-from tests.support import events
-from tests.support.action import run_action, sample_workspace, start_action
 from tests.support.leftovers import NOTHING, leftovers, new_since
 
 pytestmark = [pytest.mark.integration, pytest.mark.only_engine("docker28-classic")]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness import events
+from harness.action import run_action
+from harness.images import busybox_context
 from tests.integration.test_action_real import clean_builder, docker, inputs_for
-from tests.support import events
-from tests.support.action import run_action
-from tests.support.images import busybox_context
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import events
+from harness.action import run_action, run_post, sample_workspace, start_action
 from tests.conftest import ENGINE
 from tests.integration.test_action_real import credentials_left, inputs_for
-from tests.support import events
-from tests.support.action import run_action, run_post, sample_workspace, start_action
 from tests.support.leftovers import NOTHING, leftovers, new_since
 
 pytestmark = pytest.mark.integration

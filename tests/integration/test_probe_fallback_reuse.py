@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
+from harness import events
+from harness.action import fallback_tag, run_action, sample_workspace
 from tests.integration.test_action_real import FORK_PR, clean_builder, inputs_for
-from tests.support import events
-from tests.support.action import fallback_tag, run_action, sample_workspace
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from harness import events
+from harness.action import run_action
+from harness.images import BUSYBOX_DOCKERFILE, busybox_context
+from harness.registry import LocalRegistry
 from tests.integration.conftest import PASSWORD, USER
 from tests.integration.test_action_real import FORK_PR, clean_builder
-from tests.support import events
-from tests.support.action import run_action
-from tests.support.images import BUSYBOX_DOCKERFILE, busybox_context
-from tests.support.registry import LocalRegistry
 
 pytestmark = pytest.mark.integration
 

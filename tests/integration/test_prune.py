@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from harness import events
+from harness.action import SRC, parse_outputs, run_action
+from harness.registry import LocalRegistry
 from tests.integration.conftest import PASSWORD, USER
-from tests.support import events
-from tests.support.action import SRC, parse_outputs, run_action
 from tests.support.packages_api import PackagesStandIn
-from tests.support.registry import LocalRegistry
 from tests.support.seed import LAYER, Seeder, key
 
 pytestmark = pytest.mark.integration

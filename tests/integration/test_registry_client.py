@@ -8,10 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from harness.registry import free_port
 from regcache.registry import Manifest, RegistryClient, RegistryError
 from tests.integration.conftest import PASSWORD, USER
 from tests.support.bearer import BearerFront
-from tests.support.registry import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """Remote BuildKit, for scale-out: regcache with a `remote` buildx builder on another host.
 
 The other host is a real BuildKit daemon (the pinned version, scripts/buildkit-image.sh) alone in a network
-namespace, on TCP with mutual TLS (tests/support/remote_buildkit.py). Its `localhost:PORT` is forwarded to the
+namespace, on TCP with mutual TLS (harness/remote_buildkit.py). Its `localhost:PORT` is forwarded to the
 tests' registry on the host, so BuildKit and regcache's own registry client name the cache alike.
 
 A remote builder needs only the buildx client; regcache still asks the engine (`docker info`) at start, and
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from harness import events
+from harness.action import ActionRun, run_action, sample_workspace, start_action
+from harness.images import BUSYBOX_DOCKERFILE, busybox_context
+from harness.registry import LocalRegistry
+from harness.remote_buildkit import RemoteBuildkit, builder_exists, missing_tools
 from tests.conftest import missing
 from tests.integration.conftest import PASSWORD, USER
-from tests.support import events
-from tests.support.action import ActionRun, run_action, sample_workspace, start_action
-from tests.support.images import BUSYBOX_DOCKERFILE, busybox_context
-from tests.support.registry import LocalRegistry
-from tests.support.remote_buildkit import RemoteBuildkit, builder_exists, missing_tools
 
 pytestmark = pytest.mark.integration
 

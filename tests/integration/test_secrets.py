@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from harness import events
+from harness.action import ActionRun, sample_workspace, start_action
+from harness.registry import LocalRegistry
 from tests.integration.test_action_real import clean_builder
-from tests.support import events
-from tests.support.action import ActionRun, sample_workspace, start_action
 from tests.support.argvlog import Call, DockerCalls, containing
 from tests.support.faultproxy import WRITES, FaultProxy
-from tests.support.registry import LocalRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -1,25 +1,15 @@
-"""Self-check of tests/support: a real htpasswd-protected registry starts, answers, and stops cleanly."""
+"""Self-check of harness/: a real htpasswd-protected registry starts, answers, and stops cleanly."""
 
 from __future__ import annotations
 
 import os
 import socket
-import sys
-from pathlib import Path
 
 import pytest
 import requests
 
-try:
-    from tests.support.images import busybox_context
-    from tests.support.registry import LocalRegistry, free_port
-except ModuleNotFoundError:
-    # actions-toolkit 0.1.15 installs a top-level regular package "tests" into site-packages, which wins over
-    # this repository's tests/ while tests/ has no __init__.py (a namespace package).  Fall back to importing
-    # tests/support as "support".
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from support.images import busybox_context  # type: ignore[no-redef]
-    from support.registry import LocalRegistry, free_port  # type: ignore[no-redef]
+from harness.images import busybox_context
+from harness.registry import LocalRegistry, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -31,9 +31,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness import events
+from harness.action import ActionRun, fallback_tag, run_action, sample_workspace
 from tests.integration.test_action_real import clean_builder
-from tests.support import events
-from tests.support.action import ActionRun, fallback_tag, run_action, sample_workspace
 from tests.support.token_registry import (
     PULL,
     PULL_PUSH,

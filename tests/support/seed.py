@@ -6,10 +6,10 @@ import hashlib
 import json
 import os
 
+from harness.registry import LocalRegistry
 from regcache.provenance import EMPTY, EMPTY_DIGEST, EMPTY_JSON, OCI_MANIFEST, Record, write_record
 from regcache.registry import Manifest, RegistryClient
 from tests.conftest import PASSWORD, USER
-from tests.support.registry import LocalRegistry
 
 LAYER = 1000   # bytes of each seeded cache's own layer
 

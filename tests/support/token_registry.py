@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.registry import LocalRegistry
+from harness.registry import LocalRegistry
 
 PULL = frozenset({"pull"})
 PULL_PUSH = frozenset({"pull", "push"})

@@ -21,13 +21,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import regcache.main
+from harness import events
 from regcache.build_kind import Kind, classify
 from regcache.cache_plan import plan_cache
 from regcache.cache_refs import branch_tag
 from regcache.errors import RegcacheError
+from regcache.image_ref import TAG_RE
 from regcache.main import main
-from regcache.settings import TAG_RE, load_settings
-from tests.support import events
+from regcache.settings import load_settings
 from tests.support.workflow_commands import Recorder
 
 ABSENT = object()   # no GITHUB_EVENT_PATH at all
@@ -408,7 +409,7 @@ def _push_kind(branch: str) -> str:
 
 @st.composite
 def runner_events(draw) -> EventRun:
-    """An event name with the payload GitHub sends for it (tests/support/events.py), and the ref the runner sets."""
+    """An event name with the payload GitHub sends for it (harness/events.py), and the ref the runner sets."""
     family = draw(st.sampled_from(FAMILIES))
     if family in ("try", "auto", "push-other"):
         if family == "try":

@@ -1,9 +1,9 @@
 import pytest
 
+from harness import events
 from regcache.build_kind import classify
 from regcache.errors import EventError
 from regcache.event import Event
-from tests.support import events
 
 TRY = ("try", "try-perf", "automation/bors/try")
 AUTO = ("auto", "automation/bors/auto")

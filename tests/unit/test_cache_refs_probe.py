@@ -2,7 +2,8 @@ import re
 
 import pytest
 
-from regcache.cache_refs import branch_tag, read_refs, split_ref
+from regcache.cache_refs import branch_tag, read_refs
+from regcache.image_ref import split_ref
 from regcache.probe import Probe, miss_warning, probe
 from regcache.registry import RegistryError
 

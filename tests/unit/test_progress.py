@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from regcache.progress import (
     BuildProgress,
-    RawJsonStream,
     Step,
     dockerfile_error_location,
     parse_timestamp,
 )
+from regcache.rawjson import RawJsonStream
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rawjson"
 FIXTURE_NAMES = ["cold", "warm", "fail", "export-refused", "export-unauthorized", "export-refused-strict"]

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import events
 from regcache.errors import EventError, InputError
 from regcache.main import main
 from regcache.settings import load_settings
-from tests.support import events
 
 
 @pytest.fixture

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support import events
-from tests.support.action import sample_workspace
-from tests.support.images import own_layers
+from harness import events
+from harness.action import sample_workspace
+from harness.images import own_layers
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / "tests" / "e2e" / "workflows"
 IMAGE_REPOSITORY = "regcache-e2e"
 BASE_IMAGE = "debian:trixie-slim"              # scripts/base-image.sh makes it without Docker Hub

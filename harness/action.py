@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support import events
+from harness import events
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multistage"
+SRC = Path(__file__).resolve().parents[1] / "src"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multistage"
 
 
 # Image IDs the action built in this test session, removed at its end (tests/conftest.py).
@@ -49,7 +49,7 @@ def parse_outputs(text: str) -> dict[str, str]:
 def sample_workspace(dest: Path) -> Path:
     """A copy of examples/multistage with the host's static busybox in its context."""
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("busybox"))
-    from tests.support.images import busybox_context
+    from harness.images import busybox_context
 
     busybox_context(dest)
     return dest

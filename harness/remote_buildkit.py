@@ -59,7 +59,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BUILDKIT_PORT = 1234
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
