@@ -31,6 +31,8 @@ class BuildResult:
     slowest: list[Step]
     bases: list[str]             # the FROM steps, as BuildKit named them
     cache_seconds: float         # of seconds, importing and exporting cache
+    cache_export_seconds: float | None   # the registry cache export alone (None: no export)
+    image_export_seconds: float | None
     import_errors: list[tuple[str, str]]   # (ref, error)
     export_errors: list[str]
     failed_step: Step | None
@@ -63,6 +65,7 @@ def run_build(cli, log: Log, argv: list[str], cache_timeout: float, containerd_s
         abandoned_image=progress.image_id(containerd_store) if timed_out else "",
         steps=progress.steps(), cache_hit=progress.cache_hit(), slowest=progress.slowest(5),
         bases=progress.bases(), cache_seconds=progress.cache_transfer_seconds(),
+        cache_export_seconds=progress.cache_export_seconds(), image_export_seconds=progress.image_export_seconds(),
         import_errors=progress.cache_import_errors(), export_errors=progress.cache_export_errors(),
         failed_step=progress.failed_step(), text_lines=progress.text_lines())
 

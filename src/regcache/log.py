@@ -27,6 +27,7 @@ class Log:
         self.github = github
         self.out = out or sys.stdout
         self.warnings: list[str] = []
+        self.phases: list[tuple[str, float]] = []   # each group's title and seconds, as they ended
         self._secrets: list[str] = []
 
     def mask(self, secret: str) -> None:
@@ -76,6 +77,7 @@ class Log:
         try:
             yield
         finally:
+            self.phases.append((title, time.monotonic() - started))
             if self.github:
                 issue_command("endgroup", {}, "")
             else:

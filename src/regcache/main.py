@@ -22,7 +22,7 @@ from regcache.errors import CommandFailed, RegcacheError
 from regcache.image_ref import registry_host
 from regcache.inputs import env_name
 from regcache.log import DeferredLog, Log
-from regcache.report import Outcome, summary_markdown, write_outputs, write_summary
+from regcache.report import Outcome, summary_markdown, write_outputs, write_summary, write_timings
 from regcache.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -90,6 +90,8 @@ def run(s: Settings, log: Log) -> int:
     finally:
         write_outputs(outcome.outputs(), s.output_file, log)
         write_summary(log.redact(summary_markdown(outcome, log.warnings)), s.summary_file)
+        if s.timings_file:
+            write_timings(outcome, log.phases, s.timings_file)
     return 0
 
 
@@ -340,6 +342,7 @@ def _build_image(s: Settings, log: Log, o: Outcome, cli, argv: list[str], contai
     r = run_build(cli, log, argv, s.cache_timeout, containerd_store)
     o.seconds, o.steps, o.cache_hit, o.slowest = r.seconds, r.steps, r.cache_hit, r.slowest
     o.bases, o.cache_seconds = r.bases, r.cache_seconds
+    o.cache_export_seconds, o.image_export_seconds = r.cache_export_seconds, r.image_export_seconds
     if r.export_timed_out:
         log.warning(f"the cache export to {o.cache_ref} took longer than cache-timeout ({s.cache_timeout:.0f}s) "
                     "and was abandoned: the registry does not answer. The image itself was built")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import cast
@@ -200,6 +201,18 @@ class BuildProgress:
         """Seconds the build spent importing and exporting cache (vertices may overlap: an upper bound)."""
         return sum(v.duration or 0.0 for v in self._vertices.values()
                    if _is_cache_import(v.name) or _is_cache_export(v.name))
+
+    def cache_export_seconds(self) -> float | None:
+        """Seconds of the registry cache export (`exporting cache to ...`), None when there was none."""
+        return self._seconds(lambda name: name.startswith("exporting cache to "))
+
+    def image_export_seconds(self) -> float | None:
+        """Seconds of the image export (into the engine, or pushed), None when there was none."""
+        return self._seconds(lambda name: name in IMAGE_EXPORT_NAMES)
+
+    def _seconds(self, named: Callable[[str], bool]) -> float | None:
+        durations = [v.duration for v in self._vertices.values() if named(v.name) and v.duration is not None]
+        return sum(durations) if durations else None
 
     def bases(self) -> list[str]:
         """The FROM steps as BuildKit names them (the digest it resolved included), once each, in order."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,8 @@ class Outcome:
     failed: str = ""
     bases: list[str] = field(default_factory=list)   # the FROM steps, as BuildKit named them
     cache_seconds: float = 0.0    # of seconds, importing and exporting cache
+    cache_export_seconds: float | None = None   # the registry cache export alone
+    image_export_seconds: float | None = None
     written_by: str = ""          # who wrote the cache this run read (from its record), "" when unknown
     cache_age: float | None = None
     time_saved: float | None = None
@@ -112,3 +115,18 @@ def write_summary(markdown: str, summary_file: str) -> None:
     if summary_file:
         with open(summary_file, "a", encoding="utf-8") as f:
             f.write(markdown)
+
+
+def write_timings(o: Outcome, phases: list[tuple[str, float]], path: str) -> None:
+    """Where a run's time went, as data (REGCACHE_TIMINGS names the file; for bench/, not for users): each
+    log group's seconds, and the build's own and its exports'."""
+    data = {
+        "phases": [{"name": name, "seconds": round(seconds, 4)} for name, seconds in phases],
+        "build_seconds": round(o.seconds, 4),
+        "cache_transfer_seconds": round(o.cache_seconds, 4),
+        "cache_export_seconds": o.cache_export_seconds,
+        "image_export_seconds": o.image_export_seconds,
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+        f.write("\n")

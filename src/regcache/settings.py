@@ -62,6 +62,7 @@ class Settings:
     summary_file: str              # GITHUB_STEP_SUMMARY, "" when not set
     state_file: str = ""           # GITHUB_STATE (values for the post step), "" when not set
     commit: str = ""               # GITHUB_SHA
+    timings_file: str = ""         # REGCACHE_TIMINGS: where to write the run's timings as JSON (for bench/)
     run_url: str = ""              # the workflow run's page, "" outside GitHub Actions
 
     @property
@@ -110,6 +111,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         output_file=env.get("GITHUB_OUTPUT", ""),
         summary_file=env.get("GITHUB_STEP_SUMMARY", ""),
         state_file=env.get("GITHUB_STATE", ""),
+        timings_file=env.get("REGCACHE_TIMINGS", ""),
         commit=env.get("GITHUB_SHA", ""),
         run_url=_run_url(env),
     )

@@ -91,6 +91,27 @@ def test_auto_writes_max_cache_then_a_fork_pr_reads_every_step(registry, docker_
     assert credentials_left(docker_config) == {}
 
 
+def test_a_run_writes_its_timings_as_data_when_asked(registry, docker_config, tmp_path):
+    """REGCACHE_TIMINGS (what bench/ reads instead of the log): each log group's seconds, the build's and
+    its exports'."""
+    ws = sample_workspace(tmp_path / "ws")
+    own_layers(ws, os.urandom(8).hex())
+    clean_builder()
+    timings = tmp_path / "timings.json"
+    run = run_action(ws, "push", events.push("try"), inputs_for(registry, "timings/cache"),
+                     extra_env={"REGCACHE_TIMINGS": str(timings)})
+    assert run.code == 0, run.log
+    data = json.loads(timings.read_text())
+    names = [phase["name"] for phase in data["phases"]]
+    assert names[:2] == ["Build kind and cache plan", "Engine, platform and cache key"], names
+    assert "Build" in names and "Publish" in names
+    assert all(phase["seconds"] >= 0 for phase in data["phases"])
+    build = next(phase["seconds"] for phase in data["phases"] if phase["name"] == "Build")
+    assert 0 < data["build_seconds"] <= build
+    assert 0 < data["cache_export_seconds"] <= data["cache_transfer_seconds"] <= data["build_seconds"]
+    assert data["image_export_seconds"] is not None
+
+
 def test_mode_min_keeps_only_the_final_image_layers(registry, docker_config, tmp_path):
     ws = sample_workspace(tmp_path / "ws")
     clean_builder()

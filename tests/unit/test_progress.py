@@ -737,3 +737,21 @@ def test_a_persistent_builder_counts_each_step_once_and_unneeded_steps_as_cached
     assert [s.index for s in steps] == [1, 2, 3]
     assert all(s.cached for s in steps)
     assert progress.cache_hit() == "full"
+
+
+@BOTH
+def test_export_seconds_come_from_the_export_vertices(version):
+    """What bench/ reads as data (REGCACHE_TIMINGS) instead of the log: the cache export's own seconds and
+    the image export's, each its vertex's duration; None for an export that never happened."""
+    c = CAPTURES[version]
+    progress, lines, _ = run("cold", version)
+
+    def logged(prefix: str) -> float:   # the completion line the log shows for that vertex: "#7 name  1.2s"
+        line = next(line for line in lines if line.split(" ", 1)[1].startswith(prefix) and line.endswith("s"))
+        return float(line.rsplit(" ", 1)[1].removesuffix("s"))
+
+    assert progress.cache_export_seconds() == pytest.approx(logged(EXPORT_VERTEX), abs=0.05)
+    assert progress.image_export_seconds() == pytest.approx(logged(c.image_export_vertex), abs=0.05)
+    assert progress.cache_export_seconds() <= progress.cache_transfer_seconds()
+    failed, _, _ = run("fail", version)
+    assert failed.cache_export_seconds() is None and failed.image_export_seconds() is None
