@@ -162,28 +162,12 @@ def read_context(*, workspace: Path, context: Path, dockerfile: Path) -> Context
     dockerfile_path = Path(os.path.abspath(root / dockerfile))
     context_path = Path(os.path.realpath(root / context))
     relpath = _relative(dockerfile_path, root)
-    try:
-        content = dockerfile_path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise InputError(
-            "file",
-            f"cannot read {dockerfile}: {reason}",
-            "a readable Dockerfile path, relative to the workspace",
-        ) from exc
-
+    content = _read_dockerfile(dockerfile_path, dockerfile)
     sources = context_sources(content.decode("utf-8", "surrogateescape"))
     ignore_path, ignore_data = _dockerignore(context_path, dockerfile_path)
     ignore_name = _relative(ignore_path, root) if ignore_path else ""
     notes: list[str] = []
-    includes = _includes(sources)
-    try:
-        build_context = BuildContext(context_path, read_ignore_file(ignore_data) or None, includes)
-    except (BadPattern, Unsupported) as exc:
-        # BuildKit rejects a malformed pattern (the build fails) and regcache does not model a few
-        # regular-expression escapes: hashing without the filters can only hash too much.
-        notes.append(f"{ignore_name or relpath}: {exc}; the key covers the context as if it had no ignore file")
-        build_context = BuildContext(context_path)
+    build_context = _build_context(context_path, ignore_data, _includes(sources), ignore_name or relpath, notes)
 
     whole_context = any(source.path is None for source in sources)
     digest = hashlib.sha256(_SCHEME)
@@ -195,14 +179,6 @@ def read_context(*, workspace: Path, context: Path, dockerfile: Path) -> Context
     copies, warnings = _copy(build_context, None if whole_context else sources, relpath)
     for copied in copies:
         _add(digest, copied)
-
-    for copied in copies:
-        notes.extend(copied.notes)
-    git = sorted({path for copied in copies for path in copied.git_skipped})
-    if git:
-        shown = ", ".join(path.decode("utf-8", "backslashreplace") for path in git[:3])
-        notes.append(f"{shown}{' ...' if len(git) > 3 else ''}: BuildKit copies .git, the key leaves it out "
-                     "(it changes on every checkout); add .git to .dockerignore to keep it out of the image too")
     files = {path for copied in copies for path in copied.files}
     return ContextRead(
         relpath=relpath,
@@ -210,9 +186,40 @@ def read_context(*, workspace: Path, context: Path, dockerfile: Path) -> Context
         files=tuple(path.decode("utf-8", "backslashreplace") for path in sorted(files)),
         whole_context=whole_context,
         warnings=tuple(warnings),
-        notes=_capped(notes),
+        notes=_capped(notes + _copy_notes(copies)),
         dockerignore=ignore_name,
     )
+
+
+def _read_dockerfile(path: Path, given: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InputError("file", f"cannot read {given}: {reason}",
+                         "a readable Dockerfile path, relative to the workspace") from exc
+
+
+def _build_context(path: Path, ignore_data: bytes, includes: list[str] | None, ignore_name: str,
+                   notes: list[str]) -> BuildContext:
+    try:
+        return BuildContext(path, read_ignore_file(ignore_data) or None, includes)
+    except (BadPattern, Unsupported) as exc:
+        # BuildKit rejects a malformed pattern (the build fails) and regcache does not model a few
+        # regular-expression escapes: hashing without the filters can only hash too much.
+        notes.append(f"{ignore_name}: {exc}; the key covers the context as if it had no ignore file")
+        return BuildContext(path)
+
+
+def _copy_notes(copies: list[Copied]) -> list[str]:
+    """What the log should say about what was copied: links out of the context, .git left out."""
+    notes = [note for copied in copies for note in copied.notes]
+    git = sorted({path for copied in copies for path in copied.git_skipped})
+    if git:
+        shown = ", ".join(path.decode("utf-8", "backslashreplace") for path in git[:3])
+        notes.append(f"{shown}{' ...' if len(git) > 3 else ''}: BuildKit copies .git, the key leaves it out "
+                     "(it changes on every checkout); add .git to .dockerignore to keep it out of the image too")
+    return notes
 
 
 def cache_key(read: ContextRead, *, target: str, build_args: tuple[tuple[str, str], ...],

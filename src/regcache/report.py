@@ -120,12 +120,15 @@ def write_summary(markdown: str, summary_file: str) -> None:
 def write_timings(o: Outcome, phases: list[tuple[str, float]], path: str) -> None:
     """Where a run's time went, as data (REGCACHE_TIMINGS names the file; for bench/, not for users): each
     log group's seconds, and the build's own and its exports'."""
+    def ms(seconds: float | None) -> float | None:   # every figure to the millisecond, so they compare
+        return None if seconds is None else round(seconds, 3)
+
     data = {
-        "phases": [{"name": name, "seconds": round(seconds, 4)} for name, seconds in phases],
-        "build_seconds": round(o.seconds, 4),
-        "cache_transfer_seconds": round(o.cache_seconds, 4),
-        "cache_export_seconds": o.cache_export_seconds,
-        "image_export_seconds": o.image_export_seconds,
+        "phases": [{"name": name, "seconds": ms(seconds)} for name, seconds in phases],
+        "build_seconds": ms(o.seconds),
+        "cache_transfer_seconds": ms(o.cache_seconds),
+        "cache_export_seconds": ms(o.cache_export_seconds),
+        "image_export_seconds": ms(o.image_export_seconds),
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f)

@@ -230,6 +230,39 @@ def test_bad_input_is_one_error_before_any_docker_command(ws, capsys, decisions,
     _check_commands(out, commands)
 
 
+# The prune action's inputs (python -m regcache prune): the same rule, before any registry or API request.
+PRUNE_BAD: list[Case] = [
+    _input("keep-days", "-1", "a number of days >= 0"),
+    _input("keep-days", "two weeks", "a number of days >= 0"),
+    _input("keep-days", "nan", "a number of days >= 0"),
+    _input("keep-days", "inf", "a number of days >= 0"),
+    _input("keep-per-dockerfile", "2.5", "a whole number >= 0"),
+    _input("keep-per-dockerfile", "-3", "a whole number >= 0"),
+    _input("dry-run", "yes", "true | false"),
+    _input("packages-api", "docker", "auto | github | oci"),
+    _input("cache-image", "ghcr.io/Rust-Lang/ci-cache", "lowercase"),
+    _input("image-repository", "ghcr.io/rust lang/images", "a lowercase repository without tag or digest"),
+]
+
+
+@pytest.mark.parametrize("case", _params(PRUNE_BAD))
+def test_bad_prune_input_is_one_error_before_any_request(ws, capsys, monkeypatch, commands, case):
+    from regcache import prune
+
+    def no_request(*args, **kwargs):
+        raise AssertionError("a request was sent before the inputs were checked")
+
+    monkeypatch.setattr("requests.Session.request", no_request)
+    code = prune.main([], _env(ws, case))
+    out, err = capsys.readouterr()
+    assert code == 1
+    errors = [line for line in out.splitlines() if line.startswith("::error")]
+    assert len(errors) == 1, out[-2000:]
+    assert case.names in errors[0] and case.accepted in errors[0], errors[0][:500]
+    assert "Traceback" not in out + err
+    _check_commands(out, commands)
+
+
 def test_a_huge_value_is_quoted_briefly(ws, capsys, decisions):
     """A 1 MB value gives a readable error, not a 1 MB annotation."""
     case = _input("cache-key", "x" * 1_000_000, "at most 128")

@@ -1,6 +1,7 @@
 """The README's numbers are counted from the tests they describe: a claim fails here when it stops being true.
 
 - "N malformed inputs and payloads": the cases of test_bad_inputs.BAD;
+- "N malformed prune inputs": the cases of test_bad_inputs.PRUNE_BAD;
 - "N hostile but valid values": the cases of test_bad_inputs.HOSTILE;
 - the Development section's module list: the modules under src/regcache;
 - "N kinds of broken registry, each a run of the action that still builds and loads the image, with a
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_bad_inputs import BAD, HOSTILE
+from tests.unit.test_bad_inputs import BAD, HOSTILE, PRUNE_BAD
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -58,6 +59,10 @@ def fault_runs() -> dict[str, int]:
 
 def test_bad_input_count():
     assert _claim(r"(\d+) malformed inputs and payloads") == len(BAD)
+
+
+def test_bad_prune_input_count():
+    assert _claim(r"(\d+) malformed prune inputs") == len(PRUNE_BAD)
 
 
 def test_hostile_value_count():
