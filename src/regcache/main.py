@@ -142,8 +142,6 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     cli, pool, builder_name = _private_docker(s, log, cleanup)
     pending, containerd_store = _start(s, log, o, cli, pool, cleanup, builder_name)
     from regcache import records  # imported once the first docker commands ran (start-up time)
-    from regcache.build_step import export_again
-    from regcache.cache_check import read_back
     from regcache.registry import RegistryClients
 
     registries = RegistryClients(s.registry_username, s.github_token)
@@ -174,14 +172,7 @@ def _build(s: Settings, log: Log, o: Outcome, cleanup: ExitStack) -> None:
     _built(s, o, tmp, abandoned, containerd_store and builder.driver != "docker")
     if o.plan.write:
         with log.group("Publish"):
-            if s.cache_mode == "max":
-                o.cache_manifest, why_not = read_back(log, registries, o.cache_ref, o.steps,
-                                                      lambda: export_again(cli, log, argv, o.cache_ref))
-                if why_not:
-                    _no_write(o, why_not)
-            if o.plan.write:
-                _publish(s, log, o, cli, registries)
-                records.write(s, log, o, builder.driver, registries, read)
+            _publish(s, log, o, cli, registries, argv, builder.driver, read)
 
 
 def _private_docker(s: Settings, log: Log, cleanup: ExitStack):
@@ -324,14 +315,25 @@ def _probe(s: Settings, log: Log, o: Outcome, registries) -> tuple[list[str], tu
     return list(p.import_refs), first
 
 
-def _publish(s: Settings, log: Log, o: Outcome, cli, registries) -> None:
-    """After a successful write: move the branch's fallback ref, and push the image for this key."""
+def _publish(s: Settings, log: Log, o: Outcome, cli, registries, argv: list[str], driver: str, read) -> None:
+    """After a build that wrote the cache: read it back (max mode; a write that misses layers is not
+    published), move the branch's fallback ref, push the image for this key, leave the cache's record."""
+    from regcache import records
+    from regcache.build_step import export_again
+    from regcache.cache_check import read_back
     from regcache.reuse import push_key_image, update_fallback_ref
 
+    if s.cache_mode == "max":
+        o.cache_manifest, why_not = read_back(log, registries, o.cache_ref, o.steps,
+                                              lambda: export_again(cli, log, argv, o.cache_ref))
+        if why_not:
+            _no_write(o, why_not)
+            return
     if o.kind.branch:
         update_fallback_ref(registries, log, o.cache_ref, o.fallback_prefix, o.kind.branch)
     if s.image_repository:
         push_key_image(cli, log, f"{s.image_repository}:{o.cache_key}", o.imageid if s.load else "")
+    records.write(s, log, o, driver, registries, read)
 
 
 def _build_image(s: Settings, log: Log, o: Outcome, cli, argv: list[str], containerd_store: bool) -> str:

@@ -302,48 +302,8 @@ class Pattern:
     head: str = ""  # literal characters any match must start with
 
     def compile(self) -> None:
-        regex, kind = "^", "exact"
-        text, i, step = self.text.translate(_AS_RUNES), 0, 0  # text/scanner reads a bad byte as U+FFFD
-        while i < len(text):
-            char = text[i]
-            i += 1
-            if char == "*":
-                if i < len(text) and text[i] == "*":
-                    i += 1
-                    if i < len(text) and text[i] == "/":
-                        i += 1
-                    if i >= len(text):
-                        if kind == "exact":
-                            kind = "prefix"
-                        else:
-                            regex += ".*"
-                            kind = "regexp"
-                    else:
-                        regex += "(.*/)?"
-                        kind = "regexp"
-                    if step == 0:
-                        kind = "suffix"
-                else:
-                    regex += "[^/]*"
-                    kind = "regexp"
-            elif char == "?":
-                regex += "[^/]"
-                kind = "regexp"
-            elif char in _REGEX_ESCAPED:
-                regex += "\\" + char
-            elif char == "\\":
-                if i < len(text):
-                    regex += "\\" + text[i]
-                    i += 1
-                    kind = "regexp"
-                else:
-                    regex += "\\"
-            elif char in "[]":
-                regex += char
-                kind = "regexp"
-            else:
-                regex += char
-            step += 1
+        text = self.text.translate(_AS_RUNES)  # text/scanner reads a bad byte as U+FFFD
+        regex, kind = _translate(text)
         if kind == "regexp":
             self.regex = _re2_to_python(regex + "$")
             if text.isascii() and not set(text) & set("\\|{}^"):
@@ -408,6 +368,53 @@ class ChildPatterns:
         return self.exact is not None and not (name in self.exact or name.startswith(self.starts)
                                                or name.endswith(self.ends))
 
+
+
+def _translate(text: str) -> tuple[str, str]:
+    """patternmatcher's compile loop: the pattern as a regular expression (RE2 syntax, "^" and no "$"),
+    and its kind: exact, prefix, suffix or regexp."""
+    regex, kind, i, step = "^", "exact", 0, 0
+    while i < len(text):
+        char = text[i]
+        i += 1
+        if char == "*":
+            if i < len(text) and text[i] == "*":
+                i += 1
+                if i < len(text) and text[i] == "/":
+                    i += 1
+                if i >= len(text):
+                    if kind == "exact":
+                        kind = "prefix"
+                    else:
+                        regex += ".*"
+                        kind = "regexp"
+                else:
+                    regex += "(.*/)?"
+                    kind = "regexp"
+                if step == 0:
+                    kind = "suffix"
+            else:
+                regex += "[^/]*"
+                kind = "regexp"
+        elif char == "?":
+            regex += "[^/]"
+            kind = "regexp"
+        elif char in _REGEX_ESCAPED:
+            regex += "\\" + char
+        elif char == "\\":
+            if i < len(text):
+                regex += "\\" + text[i]
+                i += 1
+                kind = "regexp"
+            else:
+                regex += "\\"
+        elif char in "[]":
+            regex += char
+            kind = "regexp"
+        else:
+            regex += char
+        step += 1
+    return regex, kind
 
 class PatternMatcher:
     """patternmatcher.New plus the two ways BuildKit asks it: MatchesOrParentMatches, MatchesUsingParentResults."""
