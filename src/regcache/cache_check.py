@@ -13,9 +13,10 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from regcache.image_ref import split_ref
 from regcache.log import Log
 from regcache.progress import Step
-from regcache.registry import Manifest
+from regcache.registry import Manifest, RegistryError
 
 CACHE_CONFIG_TYPE = "application/vnd.buildkit.cacheconfig.v0"
 # Instructions that always give a layer. WORKDIR and the like may, but are not counted: a check that is
@@ -85,9 +86,6 @@ def read_back(log: Log, registries, cache_ref: str, steps: Sequence[Step],
     builder now holds (BuildKit 0.13 now and then drops a layer of a cold build), then reported, never
     claimed complete. Returns the manifest when the write is complete, and why the run must not go on
     to publish it ("" when it may: also when it could not be read back)."""
-    from regcache.image_ref import split_ref
-    from regcache.registry import RegistryError
-
     host, repository, tag = split_ref(cache_ref)
     client = registries(host)
     for attempt in (1, 2):
