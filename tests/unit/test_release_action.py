@@ -82,6 +82,7 @@ def test_a_file_without_final_newline_keeps_it_that_way():
     ("runs:\n  using: docker\n  image: a\n  image: b\n", "more than once"),
     ("runs:\n  using: docker\n  image: |\n    Dockerfile\n", "one-line value"),
     ("runs:\n  using: docker\nimage: Dockerfile\n", "runs.image is missing"),
+    ("runs:\n    using: docker\n    image: Dockerfile\n", "no 'using:' key two spaces in"),
 ])
 def test_files_it_cannot_rewrite_are_refused(text, message):
     with pytest.raises(release_action.ReleaseError, match=message):
