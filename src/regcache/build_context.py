@@ -204,24 +204,33 @@ class BuildContext:
             visited.append(os.fsdecode(b"/".join(candidate)))
             if links > _MAX_LINKS:
                 raise ContextError(f"{_show(b'/'.join(candidate))}: too many levels of symbolic links")
-            try:
-                target = os.readlink(self.root + b"/" + b"/".join(candidate))
-            except OSError:
+            joined = self._link_target(resolved, candidate, notes)
+            if joined is None:
                 resolved, st = candidate, None
                 continue
-            base = b"" if target.startswith(b"/") else b"/".join(resolved)
-            joined = [p for p in os.fsencode(go_clean(os.fsdecode(b"/" + base + b"/" + target))).split(b"/")
-                      if p]
-            if target.startswith(b"/") or _climbs_out(resolved, target):
-                where = _show(b"/".join(joined))
-                notes.append(f"symlink {_show(b'/'.join(candidate))} -> {_show(target)} points outside the context: "
-                             f"BuildKit follows it inside the context, to {where}")
             resolved = []
             todo.extend(reversed(joined))
             st = self.node([])
         if visited:
             visited.append(os.fsdecode(b"/".join(resolved)))
         return resolved, st, visited
+
+    def _link_target(self, resolved: list[bytes], link: list[bytes], notes: list[str]) -> list[bytes] | None:
+        """The components the link at `link` (in directory `resolved`) leads to, from the context's root.
+
+        None when it cannot be read. A target that leaves the context stays inside it, as BuildKit's
+        scoped resolution keeps it; the log names such a link.
+        """
+        try:
+            target = os.readlink(self.root + b"/" + b"/".join(link))
+        except OSError:
+            return None
+        base = b"" if target.startswith(b"/") else b"/".join(resolved)
+        joined = [p for p in os.fsencode(go_clean(os.fsdecode(b"/" + base + b"/" + target))).split(b"/") if p]
+        if target.startswith(b"/") or _climbs_out(resolved, target):
+            notes.append(f"symlink {_show(b'/'.join(link))} -> {_show(target)} points outside the context: "
+                         f"BuildKit follows it inside the context, to {_show(b'/'.join(joined))}")
+        return joined
 
     # --- walking a directory --------------------------------------------------------------------
 

@@ -158,22 +158,10 @@ def shell_word(word: str, escape: str = "\\") -> str | None:
             out.append(word[i + 1:end])
             i = end + 1
         elif char == '"':
-            i += 1
-            while True:
-                if i >= len(word):
-                    return word
-                char = word[i]
-                if char == '"':
-                    i += 1
-                    break
-                if char == "$" and _is_variable(word, i):
-                    return None
-                if char == escape and i + 1 < len(word) and word[i + 1] in ('"', "$", escape):
-                    char, i = word[i + 1], i + 1  # only these are escaped inside double quotes
-                elif char == escape and i + 1 >= len(word):
-                    return word
-                out.append(char)
-                i += 1
+            quoted, i = _double_quoted(word, i + 1, escape)
+            if quoted is None or i < 0:
+                return None if quoted is None else word
+            out.append(quoted)
         elif char == "$" and _is_variable(word, i):
             return None
         elif char == escape:
@@ -183,6 +171,27 @@ def shell_word(word: str, escape: str = "\\") -> str | None:
             out.append(char)
             i += 1
     return "".join(out)
+
+
+def _double_quoted(word: str, i: int, escape: str) -> tuple[str | None, int]:
+    """The text of a double-quoted part whose first character is word[i], and the index after its quote.
+
+    (None, i) when it expands a variable; (text, -1) when the quote is never closed.
+    """
+    out: list[str] = []
+    while i < len(word):
+        char = word[i]
+        if char == '"':
+            return "".join(out), i + 1
+        if char == "$" and _is_variable(word, i):
+            return None, i
+        if char == escape and i + 1 < len(word) and word[i + 1] in ('"', "$", escape):
+            char, i = word[i + 1], i + 1  # only these are escaped inside double quotes
+        elif char == escape and i + 1 >= len(word):
+            break
+        out.append(char)
+        i += 1
+    return "".join(out), -1
 
 
 def _is_variable(word: str, i: int) -> bool:

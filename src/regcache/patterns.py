@@ -93,6 +93,25 @@ def _get_esc(chunk: str) -> tuple[str, str]:
     return char, rest
 
 
+def _character_class(chunk: str, rune: str | None) -> tuple[bool, str]:
+    """Whether `rune` is in the class that `chunk` starts with (after its "["), and the chunk after "]".
+
+    With rune None (the match has already failed) the class is still parsed, for its errors.
+    """
+    negated = chunk.startswith("^")
+    if negated:
+        chunk = chunk[1:]
+    matched, ranges = False, 0
+    while not (chunk.startswith("]") and ranges > 0):
+        low, chunk = _get_esc(chunk)
+        high = low
+        if chunk[0] == "-":
+            high, chunk = _get_esc(chunk[1:])
+        matched = matched or (rune is not None and low <= rune <= high)
+        ranges += 1
+    return matched != negated, chunk[1:]
+
+
 def _match_chunk(chunk: str, name: str) -> str | None:
     """The rest of `name` after `chunk` matched its start, else None; BadPattern for a malformed chunk.
 
@@ -106,22 +125,8 @@ def _match_chunk(chunk: str, name: str) -> str | None:
             rune = ""
             if not failed:
                 rune, name = _rune(name[0]), name[1:]
-            chunk = chunk[1:]
-            negated = chunk.startswith("^")
-            if negated:
-                chunk = chunk[1:]
-            matched, ranges = False, 0
-            while True:
-                if chunk.startswith("]") and ranges > 0:
-                    chunk = chunk[1:]
-                    break
-                low, chunk = _get_esc(chunk)
-                high = low
-                if chunk[0] == "-":
-                    high, chunk = _get_esc(chunk[1:])
-                matched = matched or (not failed and low <= rune <= high)
-                ranges += 1
-            failed = failed or matched == negated
+            in_class, chunk = _character_class(chunk[1:], None if failed else rune)
+            failed = failed or not in_class
         elif head == "?":
             if not failed:
                 failed, name = name[0] == "/", name[1:]
@@ -369,7 +374,6 @@ class ChildPatterns:
                                                or name.endswith(self.ends))
 
 
-
 def _translate(text: str) -> tuple[str, str]:
     """patternmatcher's compile loop: the pattern as a regular expression (RE2 syntax, "^" and no "$"),
     and its kind: exact, prefix, suffix or regexp."""
@@ -379,20 +383,8 @@ def _translate(text: str) -> tuple[str, str]:
         i += 1
         if char == "*":
             if i < len(text) and text[i] == "*":
-                i += 1
-                if i < len(text) and text[i] == "/":
-                    i += 1
-                if i >= len(text):
-                    if kind == "exact":
-                        kind = "prefix"
-                    else:
-                        regex += ".*"
-                        kind = "regexp"
-                else:
-                    regex += "(.*/)?"
-                    kind = "regexp"
-                if step == 0:
-                    kind = "suffix"
+                part, kind, i = _double_star(text, i + 1, kind, step)
+                regex += part
             else:
                 regex += "[^/]*"
                 kind = "regexp"
@@ -415,6 +407,19 @@ def _translate(text: str) -> tuple[str, str]:
             regex += char
         step += 1
     return regex, kind
+
+
+def _double_star(text: str, i: int, kind: str, step: int) -> tuple[str, str, int]:
+    """A "**" (text[i] is the character after it): what it adds to the regex, the kind after it, and
+    where the loop goes on (after a "/" that follows the "**")."""
+    if i < len(text) and text[i] == "/":
+        i += 1
+    if i >= len(text):
+        part, kind = ("", "prefix") if kind == "exact" else (".*", "regexp")
+    else:
+        part, kind = "(.*/)?", "regexp"
+    return part, "suffix" if step == 0 else kind, i
+
 
 class PatternMatcher:
     """patternmatcher.New plus the two ways BuildKit asks it: MatchesOrParentMatches, MatchesUsingParentResults."""

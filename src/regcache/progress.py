@@ -149,12 +149,7 @@ class BuildProgress:
                         and (_is_cache_import(vertex.name) or _is_cache_export(vertex.name))):
                     self._announced.add(vertex.digest)
                     out.append(self._prefixed(vertex, f"{vertex.name} ..."))
-        for status in _list(event.get("statuses")):
-            sid = status.get("id") if isinstance(status, dict) else None
-            for kind in ("manifest list", "manifest", "config"):
-                if isinstance(sid, str) and sid.startswith(f"exporting {kind} sha256:"):
-                    self._exported[kind] = sid.rsplit(" ", 1)[1]
-                    break
+        self._note_exports(_list(event.get("statuses")))
         for log in _list(event.get("logs")):
             out.extend(self._log(log))
         for warning in _list(event.get("warnings")):
@@ -165,6 +160,15 @@ class BuildProgress:
             if line is not None:
                 out.append(line)
         return out
+
+    def _note_exports(self, statuses: list) -> None:
+        """Keep the digests the image exporter names ("exporting manifest sha256:..." and the like)."""
+        for status in statuses:
+            sid = status.get("id") if isinstance(status, dict) else None
+            for kind in ("manifest list", "manifest", "config"):
+                if isinstance(sid, str) and sid.startswith(f"exporting {kind} sha256:"):
+                    self._exported[kind] = sid.rsplit(" ", 1)[1]
+                    break
 
     # -- answers ----------------------------------------------------------------------------------------
 

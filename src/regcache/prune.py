@@ -82,16 +82,9 @@ def prune(s: PruneSettings, log: Log) -> int:
         for d in decisions + images:
             log.info(f"  {'delete' if d.delete else 'keep  '} {', '.join(d.version.tags) or d.version.digest}: "
                      f"{d.reason}")
-        failed: set[str] = set()
-        if not s.dry_run:
-            jobs = [(listing, d.version) for listing, chosen in ((caches, decisions), (image_listing, images))
-                    if listing is not None for d in chosen if d.delete]
-            with ThreadPoolExecutor(WORKERS) as pool:
-                errors = list(pool.map(lambda job: _delete(*job), jobs))
-            for (_, v), error in zip(jobs, errors, strict=True):
-                if error:
-                    log.warning(f"could not delete {', '.join(v.tags) or v.digest}: {error}")
-            failed = {v.digest for (_, v), error in zip(jobs, errors, strict=True) if error}
+        chosen = [(caches, decisions), (image_listing, images)] if image_listing else [(caches, decisions)]
+        jobs = [(listing, d.version) for listing, ds in chosen for d in ds if d.delete]
+        failed = set() if s.dry_run else _delete_all(jobs, log)
         freed = _freed(caches, decisions, failed) + (_freed(image_listing, images, failed) if image_listing else 0)
         verb = "would delete" if s.dry_run else "deleted"
         log.info(f"{verb} {len(doomed) - len(failed)} manifests ({_tags(doomed)} tags), kept {len(kept)}; "
@@ -101,6 +94,18 @@ def prune(s: PruneSettings, log: Log) -> int:
                    "freed-bytes": str(0 if s.dry_run else freed)}, s.output_file, log)
     _summary(s, doomed, kept, freed, len(failed))
     return 0
+
+
+def _delete_all(jobs: list[tuple[Listing, Version]], log: Log) -> set[str]:
+    """Delete each (listing, version) a few at a time; the digests that could not be deleted, each warned of."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        errors = list(pool.map(lambda job: _delete(*job), jobs))
+    failed: set[str] = set()
+    for (_, v), error in zip(jobs, errors, strict=True):
+        if error:
+            log.warning(f"could not delete {', '.join(v.tags) or v.digest}: {error}")
+            failed.add(v.digest)
+    return failed
 
 
 def _listing(s: PruneSettings, registries, repository: str, log: Log) -> Listing:

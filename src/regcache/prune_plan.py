@@ -44,8 +44,16 @@ class Decision:
 
 
 def decide(versions: Sequence[Version], now: float, keep_days: float, keep_per_dockerfile: int) -> list[Decision]:
-    """A decision for every version, in the order given."""
+    """A decision for every version, in the order given: caches first, then records by their caches'."""
     caches = [v for v in versions if v.tags and not any(record_subject(t) for t in v.tags)]
+    decided = _decide_caches(caches, now, keep_days, keep_per_dockerfile)
+    deleted = {digest for digest, d in decided.items() if d.delete}
+    remaining = {v.digest for v in caches} - deleted
+    return [decided.get(v.digest) or _decide_other(v, deleted, remaining) for v in versions]
+
+
+def _decide_caches(caches: Sequence[Version], now: float, keep_days: float,
+                   keep_per_dockerfile: int) -> dict[str, Decision]:
     decided: dict[str, Decision] = {}
     groups: dict[tuple[str, tuple[str, ...]], list[Version]] = defaultdict(list)
     for v in caches:
@@ -57,8 +65,7 @@ def decide(versions: Sequence[Version], now: float, keep_days: float, keep_per_d
         elif v.created is None:
             decided[v.digest] = Decision(v, False, "kept: when it was written is unknown (no record)")
         else:
-            slug = _slug(v.tags)
-            groups[(slug, v.platforms)].append(v)
+            groups[(_slug(v.tags), v.platforms)].append(v)
     for (slug, platforms), group in groups.items():
         group.sort(key=lambda v: (v.created or 0.0, v.digest), reverse=True)
         where = f"{slug} ({', '.join(platforms) or 'platform unknown'})"
@@ -72,22 +79,17 @@ def decide(versions: Sequence[Version], now: float, keep_days: float, keep_per_d
             else:
                 decided[v.digest] = Decision(v, True, f"deleted: written {age_days:.1f} days ago, and "
                                                       f"{rank} newer keys of {where}")
-    deleted = {digest for digest, d in decided.items() if d.delete}
-    remaining = {v.digest for v in caches} - deleted
-    out = []
-    for v in versions:
-        if v.digest in decided:
-            out.append(decided[v.digest])
-            continue
-        subjects = {record_subject(t) for t in v.tags} - {None}
-        if subjects and subjects & deleted:
-            out.append(Decision(v, True, "deleted: the record of a cache deleted now"))
-        elif subjects and not subjects & remaining:
-            out.append(Decision(v, True, "deleted: the record of a cache that is gone"))
-        else:
-            out.append(Decision(v, False, "kept: the record of a cache that is kept" if subjects else
-                                "kept: no tag on it"))
-    return out
+    return decided
+
+
+def _decide_other(v: Version, deleted: set[str], remaining: set[str]) -> Decision:
+    """A record goes with its cache (or when its cache is gone); a manifest without tags is kept."""
+    subjects = {record_subject(t) for t in v.tags} - {None}
+    if subjects and subjects & deleted:
+        return Decision(v, True, "deleted: the record of a cache deleted now")
+    if subjects and not subjects & remaining:
+        return Decision(v, True, "deleted: the record of a cache that is gone")
+    return Decision(v, False, "kept: the record of a cache that is kept" if subjects else "kept: no tag on it")
 
 
 def _slug(tags: Sequence[str]) -> str:
