@@ -14,7 +14,6 @@ Note: every measurement starts from a clean builder: `docker rmi` of the images 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,7 @@ from machine import ActivityMonitor, foreign_activity, log, machine, run, tree_h
 from measurements import Record, compare_sources, measure_sample, measure_start, rotate
 from plan import PASSWORD, RESULTS_DIR, ROOT, SAMPLES, SAMPLES_DIR, USER
 from results import render, summarise
+from saved import save, stamp
 
 from harness.registry import LocalRegistry
 
@@ -75,10 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 compared.update(date=date.isoformat(timespec="seconds"), runs=args.runs, quiet=quiet,
                                 machine=machine(), anomalies=b.anomalies, foreign_activity=monitor.during(0, 1e12))
                 print(table, end="")
-                args.results.mkdir(parents=True, exist_ok=True)
-                stem = date.strftime("%Y-%m-%dT%H%M%SZ") + "-compare"
-                (args.results / f"{stem}.json").write_text(json.dumps(compared, indent=2) + "\n")
-                (args.results / f"{stem}.txt").write_text(table)
+                save(args.results, [stamp(date) + "-compare"], compared, table)
                 return 0
             try:
                 for i in range(args.runs):
@@ -108,14 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     table = render(results)
     print(table, end="")
-    args.results.mkdir(parents=True, exist_ok=True)
-    stem = date.strftime("%Y-%m-%dT%H%M%SZ") + ("-quick" if args.quick else "")
-    text = json.dumps(results, indent=2) + "\n"
-    (args.results / f"{stem}.json").write_text(text)
-    (args.results / f"{stem}.txt").write_text(table)
-    if not args.quick:
-        (args.results / "latest.json").write_text(text)
-        (args.results / "latest.txt").write_text(table)
+    stem = stamp(date) + ("-quick" if args.quick else "")
+    save(args.results, [stem] if args.quick else [stem, "latest"], results, table)
     log(f"wrote {args.results / (stem + '.json')}{'' if args.quick else ' and latest.{json,txt}'}")
     return 0
 

@@ -1,6 +1,6 @@
 """Micro-benchmark of the cache key computation (issue 10): not a test, numbers to read.
 
-    .venv/bin/python bench/cache_key_bench.py [--runs 5] [--files 10000]
+    .venv/bin/python bench/cache_key_bench.py [--runs 5] [--files 10000] [--results DIR]
 
 Two cases, each timed `--runs` times after one warm-up run (so the page cache is warm, as on a runner
 that just checked out), median printed with min and max:
@@ -16,6 +16,7 @@ When a docker engine answers, two more lines measure what the copy-all key adds 
 side: a run reads the context in a thread beside `docker info` and `docker buildx inspect` (which it
 needs first anyway, for the platform), so what the user waits for is the key's time beyond theirs.
 Printed: the two commands alone, then with the context read beside them, and (for comparison) after them.
+Results go to bench/results/cache-key-<date>.{json,txt} and cache-key-latest.{json,txt} (--results).
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from saved import save, stamp  # noqa: E402
 
 from regcache.cache_key import compute_cache_key, read_context  # noqa: E402
 
@@ -168,6 +173,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     rng = random.Random(10)
     with tempfile.TemporaryDirectory(prefix="cache-key-bench-") as temp:
@@ -195,30 +201,53 @@ def main() -> int:
                 return read_context(workspace=copy_all, context=Path("."), dockerfile=Path("Dockerfile"))
 
             with ThreadPoolExecutor(max_workers=3) as pool:
-                alone, beside, after = (timed(lambda: start(pool, None, False), args.runs),
-                                        timed(lambda: start(pool, read, True), args.runs),
-                                        timed(lambda: start(pool, read, False), args.runs))
-            cases += [
-                ("run start: docker info + buildx inspect", 0.0, alone),
-                ("  with the copy-all context read beside them", 0.0, beside),
-                ("  (the same read after them)", 0.0, after),
-            ]
-            added = statistics.median(beside[0]) - statistics.median(alone[0])
-            later = statistics.median(after[0]) - statistics.median(alone[0])
-            footer = f"what the copy-all key adds to a run's start: {added:.1f} ms beside, {later:.1f} ms after"
-        else:
-            footer = "no docker engine answers: the run-start lines are left out"
-    print(f"cache key, median of {args.runs} runs (min-max), Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}")
-    failed = False
-    for name, target, (times, cpu) in cases:
-        median = statistics.median(times)
-        verdict = "" if not target else f"  target < {target:g} ms: {'ok' if median < target else 'OVER TARGET'}"
-        failed |= bool(target) and median >= target
-        print(f"  {name:<44} {median:8.2f} ms  ({min(times):.2f}-{max(times):.2f}), "
-              f"CPU {statistics.median(cpu):.2f} ms{verdict}")
-    print(footer)
-    return 1 if failed else 0
+                cases += [
+                    ("run start: docker info + buildx inspect", 0.0,
+                     timed(lambda: start(pool, None, False), args.runs)),
+                    ("  with the copy-all context read beside them", 0.0,
+                     timed(lambda: start(pool, read, True), args.runs)),
+                    ("  (the same read after them)", 0.0, timed(lambda: start(pool, read, False), args.runs)),
+                ]
+    results, text = report(cases, args.runs)
+    print(text, end="")
+    save(args.results, ["cache-key-" + stamp(), "cache-key-latest"], results, text)
+    return 0 if results["met"] else 1
+
+
+def report(cases: list[tuple[str, float, tuple[list[float], list[float]]]], runs: int) -> tuple[dict, str]:
+    """The results as data (medians in ms, each case's target and verdict) and as the printed table."""
+    rows = [{"case": name, "median_ms": statistics.median(wall), "min_ms": min(wall), "max_ms": max(wall),
+             "cpu_ms": statistics.median(cpu), "target_ms": target or None,
+             "met": None if not target else statistics.median(wall) < target} for name, target, (wall, cpu) in cases]
+    results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "runs": runs,
+                     "python": sys.version.split()[0], "cpus": os.cpu_count(),
+                     "load_average": round(os.getloadavg()[0], 2), "commit": _commit(), "cases": rows,
+                     "met": all(row["met"] is not False for row in rows),
+                     # The file system sets most of the copy-all key's time: its ratio to the bare loop's is
+                     # the steadier figure on a shared machine.
+                     "copy_all_over_floor": rows[1]["median_ms"] / rows[2]["median_ms"]}
+    lines = [f"cache key, median of {runs} runs (min-max), Python {results['python']}, {results['cpus']} CPUs, "
+             f"load average {results['load_average']:.2f}"]
+    for row in rows:
+        verdict = "" if row["met"] is None else \
+            f"  target < {row['target_ms']:g} ms: {'ok' if row['met'] else 'OVER TARGET'}"
+        lines.append(f"  {row['case']:<44} {row['median_ms']:8.2f} ms  ({row['min_ms']:.2f}-{row['max_ms']:.2f}), "
+                     f"CPU {row['cpu_ms']:.2f} ms{verdict}")
+    lines.append(f"copy-all key / floor: {results['copy_all_over_floor']:.2f}")
+    if len(rows) > 3:
+        alone, beside, after = (row["median_ms"] for row in rows[3:6])
+        results |= {"adds_beside_ms": beside - alone, "adds_after_ms": after - alone}
+        lines.append(f"what the copy-all key adds to a run's start: {beside - alone:.1f} ms beside, "
+                     f"{after - alone:.1f} ms after")
+    else:
+        lines.append("no docker engine answers: the run-start lines are left out")
+    return results, "\n".join(lines) + "\n"
+
+
+def _commit() -> str:
+    proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from saved import save, stamp  # noqa: E402
+
 from harness import events  # noqa: E402
 from harness.act import RELEASE_BUILDER, build_released_image, release_outputs  # noqa: E402
 from harness.action import parse_outputs, sample_workspace  # noqa: E402
@@ -328,11 +330,7 @@ def main() -> int:
                         docker("image", "rm", "--force", variant.ref, check=False)
     results, table = report(variants, args.base, args.runs, machine)
     print(table, end="")
-    args.results.mkdir(parents=True, exist_ok=True)
-    stem = "image-" + datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    for name in (stem, "image-latest"):
-        (args.results / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
-        (args.results / f"{name}.txt").write_text(table)
+    save(args.results, ["image-" + stamp(), "image-latest"], results, table)
     return 0 if results["met"] else 1
 
 
