@@ -44,7 +44,8 @@ class Decision:
 
 
 def decide(versions: Sequence[Version], now: float, keep_days: float, keep_per_dockerfile: int) -> list[Decision]:
-    """A decision for every version, in the order given: caches first, then records by their caches'."""
+    """A decision for every version, in the order given. The caches are decided first; a record then goes
+    or stays with its cache."""
     caches = [v for v in versions if v.tags and not any(record_subject(t) for t in v.tags)]
     decided = _decide_caches(caches, now, keep_days, keep_per_dockerfile)
     deleted = {digest for digest, d in decided.items() if d.delete}
